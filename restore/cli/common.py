@@ -1,0 +1,45 @@
+"""Options and helpers shared by the commands that run the model."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import NoReturn
+
+import click
+
+
+def fail_usage(message: str) -> NoReturn:
+    """Print a usage error and exit 2, as Click does for its own."""
+    raise click.UsageError(message)
+
+
+def device_options(func: Callable) -> Callable:
+    """--model, --device, --precision, --batch-size, --tile."""
+    options = [
+        click.option("--model", default=None, metavar="PATH",
+                     help="Model weights (default: the model shipped with restore)."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps."),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
+                     show_default=True, help="auto: fp16 on GPU, fp32 on CPU."),
+        click.option("--batch-size", type=click.IntRange(1, 256), default=4, show_default=True,
+                     help="Windows per model call; images are also read and batched this many at a time."),
+        click.option("--tile", type=click.IntRange(128, 4096), default=512, show_default=True,
+                     help="Largest window side the model sees at once."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return functools.wraps(func)(func)
+
+
+def make_inpainter(model: str | None, device: str, precision: str, batch_size: int, tile: int):
+    """Load the model once, turning a bad --model or --device into a usage error (exit 2)."""
+    from restore.inpaint.engine import Inpainter
+    from restore.model.weights import WeightsError
+
+    if tile % 64:
+        fail_usage("--tile must be a multiple of 64")
+    try:
+        return Inpainter(model, device=device, precision=precision, batch_size=batch_size, tile=tile)
+    except (WeightsError, ValueError) as exc:
+        fail_usage(str(exc))

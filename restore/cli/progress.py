@@ -1,0 +1,40 @@
+"""Progress bar for batch commands: files, images/s and ETA on stderr; errors as single lines."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+class BatchProgress:
+    """Shows progress unless ``quiet``; failed files are always printed, one line each."""
+
+    def __init__(self, quiet: bool = False, unit: str = "images") -> None:
+        self.console = Console(stderr=True, quiet=quiet, highlight=False)
+        self.errors = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.progress = Progress(
+            TextColumn("restoring"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(), console=self.console,
+        )
+        self.task = self.progress.add_task("restoring", total=None, rate="")
+        self.unit = unit
+
+    def __enter__(self) -> BatchProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def plan(self, total: int) -> None:
+        self.progress.update(self.task, total=total)
+
+    def result(self, result) -> None:
+        if result.status == "failed":
+            line = f"error: {escape(result.path)}: {escape(result.error or 'failed')}"
+            # Printed through the live display when there is one, so the bar stays intact.
+            (self.errors if self.console.quiet else self.progress.console).print(line, soft_wrap=True)
+        self.progress.advance(self.task)
+        speed = self.progress.tasks[0].speed
+        self.progress.update(self.task, rate=f"{speed:.2f} {self.unit}/s" if speed else "")

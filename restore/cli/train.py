@@ -1,0 +1,50 @@
+"""``restore train``: train or fine-tune the inpainting GAN on a folder of clean photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("train")
+@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the trained model (EMA weights, updated at every checkpoint).")
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Checkpoints, sample grids and metrics.jsonl. Default: OUT's name + '-train/'.")
+@click.option("--resume", is_flag=True, help="Continue from WORK_DIR/checkpoint.pt if present.")
+@click.option("--init", "init", type=str, default=None,
+              help="Fine-tune from a model: a path, or 'default' for the shipped one.")
+@click.option("--steps", type=int, default=100_000, show_default=True)
+@click.option("--minutes", type=float, default=None, help="Stop after this much time.")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--crop", type=int, default=256, show_default=True, help="Training crop side.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
+@click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
+@click.option("--sample-every", type=int, default=250, show_default=True,
+              help="Write a sample grid (input | mask | output | truth) every N steps.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True)
+def train_command(data: Path, out: Path, work_dir: Path | None, resume: bool, init: str | None,
+                  steps: int, minutes: float | None, batch_size: int, crop: int, device: str,
+                  checkpoint_minutes: float, sample_every: int, seed: int, quiet: bool) -> None:
+    """Train the inpainting GAN on DATA, a folder of clean photos (masks are synthesised)."""
+    from restore.inpaint.device import pick_device
+    from restore.model.weights import default_weights_path
+    from restore.train.loop import TrainConfig, train
+    from restore.train.progress import TrainProgress
+
+    if crop % 8:
+        raise click.BadParameter("must be a multiple of 8", param_hint="--crop")
+    init_path = default_weights_path() if init == "default" else (Path(init) if init else None)
+    cfg = TrainConfig(
+        data=data, out=out, work_dir=work_dir or out.with_name(out.stem + "-train"),
+        resume=resume, init=init_path, steps=steps, minutes=minutes, batch_size=batch_size,
+        crop=crop, device=str(pick_device(device)), seed=seed,
+        checkpoint_minutes=checkpoint_minutes, sample_every=sample_every,
+    )
+    with TrainProgress(total_steps=steps, quiet=quiet) as progress:
+        train(cfg, on_log=progress.update)
+    if not quiet:
+        click.echo(f"model written to {out}", err=True)

@@ -1,0 +1,170 @@
+"""The inpainting engine: repairs the holes of many images with one model, in batches.
+
+``Inpainter.repair`` takes images (uint8 or uint16, 1-4 channels) and boolean masks and
+returns copies in which only masked pixels changed. Work happens in three steps, each
+batched across all images given:
+
+1. coarse: holes wider than a tile are filled first at reduced scale, so their middle has
+   something plausible to continue from;
+2. fine: windows and tiles at full resolution (see ``windows``), blended with feathering;
+3. composite: hole pixels are replaced, everything else is the input, bit for bit.
+
+The object holds only the model and its settings; no per-image state survives a call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from restore.inpaint.composite import composite, to_colour
+from restore.inpaint.device import pick_device
+from restore.inpaint.windows import Box, deep_hole, feather, plan_regions, split_tiles
+from restore.model.weights import load_generator
+
+
+@dataclass
+class _Region:
+    """One region of one image being repaired; lives only during a ``repair`` call."""
+
+    image: int
+    box: Box
+    colour: np.ndarray  # region pixels as float32 RGB in [0, 1]
+    hole: np.ndarray  # bool, the pixels to repair
+    fine_hole: np.ndarray  # the part the full-resolution pass fills
+    result: np.ndarray | None = None
+    tiles: list[Box] = field(default_factory=list)
+
+
+def _precision(device: torch.device, precision: str) -> torch.dtype:
+    if precision == "auto":
+        return torch.float16 if device.type in {"cuda", "mps"} else torch.float32
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+class Inpainter:
+    """A loaded model plus the settings that say how to apply it."""
+
+    def __init__(self, model: str | Path | None = None, device: str = "auto",
+                 precision: str = "auto", tile: int = 512, overlap: int = 64,
+                 batch_size: int = 4, min_context: int = 48) -> None:
+        self.device = pick_device(device)
+        self.dtype = _precision(self.device, precision)
+        self.model = load_generator(model, self.device)
+        if self.dtype == torch.float16:
+            self.model.half()
+        self.tile = tile
+        self.overlap = overlap
+        self.batch_size = max(1, batch_size)
+        self.min_context = min_context
+        self.model_name = str(model) if model else "default"
+
+    # -- model calls ---------------------------------------------------------------
+
+    @torch.inference_mode()
+    def fill(self, crops: list[np.ndarray], holes: list[np.ndarray]) -> list[np.ndarray]:
+        """Run the generator on float RGB crops; crops of equal shape share a batch."""
+        results: list[np.ndarray | None] = [None] * len(crops)
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for i, crop in enumerate(crops):
+            by_shape.setdefault(crop.shape[:2], []).append(i)
+        multiple = self.model.multiple
+        for (h, w), indices in by_shape.items():
+            ph, pw = (-h) % multiple, (-w) % multiple
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                img = torch.from_numpy(np.stack([crops[i] for i in chunk])).permute(0, 3, 1, 2)
+                msk = torch.from_numpy(np.stack([holes[i] for i in chunk])[:, None].astype(np.float32))
+                if ph or pw:
+                    img = torch.nn.functional.pad(img, (0, pw, 0, ph), mode="reflect")
+                    msk = torch.nn.functional.pad(msk, (0, pw, 0, ph), mode="constant")
+                img = (img * 2 - 1).to(self.device, self.dtype)
+                msk = msk.to(self.device, self.dtype)
+                if self.dtype == torch.bfloat16:
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                        out = self.model(img.float(), msk.float())
+                else:
+                    out = self.model(img, msk)
+                out = ((out.float() + 1) / 2).clamp(0, 1)[:, :, :h, :w].permute(0, 2, 3, 1).cpu()
+                for j, i in enumerate(chunk):
+                    results[i] = out[j].numpy()
+        return results  # type: ignore[return-value]
+
+    # -- whole images --------------------------------------------------------------
+
+    def _regions(self, index: int, pixels: np.ndarray, hole: np.ndarray) -> list[_Region]:
+        regions = []
+        for box in plan_regions(hole, self.tile, self.min_context):
+            region_hole = hole[box.slices]
+            colour = to_colour(pixels[box.slices])
+            regions.append(_Region(index, box, colour, region_hole, region_hole))
+        return regions
+
+    def _coarse_pass(self, regions: list[_Region]) -> None:
+        """Holes too wide for a tile's context: fill at reduced scale, keep it for the middle."""
+        reach = self.tile // 4
+        todo = [(r, deep_hole(r.hole, reach)) for r in regions if max(r.box.height, r.box.width) > self.tile]
+        todo = [(r, deep) for r, deep in todo if deep.any()]
+        if not todo:
+            return
+        crops, holes, sizes = [], [], []
+        for region, _ in todo:
+            scale = self.tile / max(region.box.height, region.box.width)
+            size = (max(8, round(region.box.width * scale)), max(8, round(region.box.height * scale)))
+            crops.append(cv2.resize(region.colour, size, interpolation=cv2.INTER_AREA))
+            small = cv2.resize(region.hole.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+            holes.append(small > 0)
+            sizes.append(size)
+        for (region, deep), small in zip(todo, self.fill(crops, holes), strict=True):
+            big = cv2.resize(small, (region.box.width, region.box.height),
+                             interpolation=cv2.INTER_CUBIC).clip(0, 1)
+            region.colour = region.colour.copy()
+            region.colour[deep] = big[deep]
+            region.fine_hole = region.hole & ~deep
+
+    def _fine_pass(self, regions: list[_Region]) -> None:
+        crops, holes, owners = [], [], []
+        for region in regions:
+            region.tiles = split_tiles(Box(0, 0, region.box.height, region.box.width),
+                                       region.fine_hole, self.tile, self.overlap)
+            for tile in region.tiles:
+                crops.append(region.colour[tile.slices])
+                holes.append(region.fine_hole[tile.slices])
+                owners.append((region, tile))
+        outputs = self.fill(crops, holes)
+        accum: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for (region, tile), out in zip(owners, outputs, strict=True):
+            key = id(region)
+            if key not in accum:
+                accum[key] = (np.zeros_like(region.colour), np.zeros(region.colour.shape[:2], np.float32))
+            total, weight = accum[key]
+            w = feather(tile, Box(0, 0, region.box.height, region.box.width), self.overlap)
+            total[tile.slices] += out * w[..., None]
+            weight[tile.slices] += w
+        for region in regions:
+            result = region.colour.copy()
+            if id(region) in accum:
+                total, weight = accum[id(region)]
+                blended = total / np.maximum(weight, 1e-6)[..., None]
+                result[region.fine_hole] = blended[region.fine_hole]
+            region.result = result
+
+    def repair(self, images: list[np.ndarray], masks: list[np.ndarray]) -> list[np.ndarray]:
+        """Repair each image's masked pixels; pixels outside the mask are returned unchanged."""
+        regions: list[_Region] = []
+        for i, (pixels, mask) in enumerate(zip(images, masks, strict=True)):
+            if mask.shape != pixels.shape[:2]:
+                raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]}, image is "
+                                 f"{pixels.shape[1]}x{pixels.shape[0]}")
+            regions += self._regions(i, pixels, mask.astype(bool))
+        self._coarse_pass(regions)
+        self._fine_pass(regions)
+        outputs = [img.copy() for img in images]
+        for region in regions:
+            sl = region.box.slices
+            outputs[region.image][sl] = composite(outputs[region.image][sl], region.result, region.hole)
+        return outputs

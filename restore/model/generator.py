@@ -1,0 +1,147 @@
+"""LaMa-style inpainting generator built from fast Fourier convolutions (FFC).
+
+Why FFC: a spectral branch sees the whole window in one layer, so a small network can
+continue repeated structure (brick, railings, foliage) across a wide hole, and a model
+trained on 256-pixel crops still works on 512-pixel windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Shape of the generator; stored inside every checkpoint so weights load without guessing."""
+
+    base_channels: int = 32
+    downsamples: int = 3
+    blocks: int = 6
+    global_ratio: float = 0.75
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class FourierUnit(nn.Module):
+    """1x1 convolution in the frequency domain: a global receptive field in one layer."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels * 2, channels * 2, 1, bias=False)
+        self.norm = nn.BatchNorm2d(channels * 2)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        height, width = x.shape[-2:]
+        # FFTs need float32 on CPU (no bf16) and are more accurate than fp16 on GPU.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            spec = torch.fft.rfft2(x.float(), norm="ortho")
+            stacked = torch.cat([spec.real, spec.imag], dim=1)
+            stacked = self.act(self.norm(self.conv(stacked.to(self.conv.weight.dtype))))
+            real, imag = stacked.float().chunk(2, dim=1)
+            out = torch.fft.irfft2(torch.complex(real, imag), s=(height, width), norm="ortho")
+        return out.to(dtype)
+
+
+class SpectralTransform(nn.Module):
+    """Global branch: squeeze channels, FourierUnit, expand, with a residual inside."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        mid = out_ch // 2
+        self.reduce = nn.Sequential(
+            nn.Conv2d(in_ch, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True)
+        )
+        self.fourier = FourierUnit(mid)
+        self.expand = nn.Conv2d(mid, out_ch, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.reduce(x)
+        return self.expand(x + self.fourier(x))
+
+
+class FFC(nn.Module):
+    """Conv with a local (3x3) and a global (spectral) channel group exchanging information."""
+
+    def __init__(self, channels: int, ratio: float) -> None:
+        super().__init__()
+        self.global_ch = int(channels * ratio)
+        self.local_ch = channels - self.global_ch
+        lc, gc = self.local_ch, self.global_ch
+        pad = dict(padding=1, padding_mode="reflect", bias=False)
+        self.l2l = nn.Conv2d(lc, lc, 3, **pad)
+        self.l2g = nn.Conv2d(lc, gc, 3, **pad)
+        self.g2l = nn.Conv2d(gc, lc, 3, **pad)
+        self.g2g = SpectralTransform(gc, gc)
+        self.norm_l = nn.BatchNorm2d(lc)
+        self.norm_g = nn.BatchNorm2d(gc)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xl, xg = x[:, : self.local_ch], x[:, self.local_ch :]
+        out_l = self.act(self.norm_l(self.l2l(xl) + self.g2l(xg)))
+        out_g = self.act(self.norm_g(self.l2g(xl) + self.g2g(xg)))
+        return torch.cat([out_l, out_g], dim=1)
+
+
+class FFCResBlock(nn.Module):
+    def __init__(self, channels: int, ratio: float) -> None:
+        super().__init__()
+        self.ffc1 = FFC(channels, ratio)
+        self.ffc2 = FFC(channels, ratio)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.ffc2(self.ffc1(x))
+
+
+def _conv_block(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, padding_mode="reflect", bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+    )
+
+
+def _up_block(in_ch: int, out_ch: int) -> nn.Sequential:
+    # Resize-then-conv instead of transposed conv: no checkerboard artefacts in flat skies.
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear"), _conv_block(in_ch, out_ch, 3))
+
+
+class InpaintGenerator(nn.Module):
+    """Maps (masked RGB in [-1, 1], mask) to a full RGB image in [-1, 1].
+
+    Window sides must be multiples of ``2 ** downsamples``; the engine pads to that.
+    """
+
+    def __init__(self, config: GeneratorConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or GeneratorConfig()
+        c = self.config.base_channels
+        layers: list[nn.Module] = [_conv_block(4, c, 7)]
+        for i in range(self.config.downsamples):
+            layers.append(_conv_block(c * 2**i, c * 2 ** (i + 1), 3, stride=2))
+        deep = c * 2**self.config.downsamples
+        self.encoder = nn.Sequential(*layers)
+        self.body = nn.Sequential(
+            *[FFCResBlock(deep, self.config.global_ratio) for _ in range(self.config.blocks)]
+        )
+        ups: list[nn.Module] = []
+        for i in reversed(range(self.config.downsamples)):
+            ups.append(_up_block(c * 2 ** (i + 1), c * 2**i))
+        self.decoder = nn.Sequential(*ups)
+        self.head = nn.Conv2d(c, 3, 7, padding=3, padding_mode="reflect")
+
+    @property
+    def multiple(self) -> int:
+        return 2**self.config.downsamples
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``image``: B x 3 x H x W in [-1, 1], hole content ignored; ``mask``: B x 1 x H x W, 1 = hole."""
+        x = torch.cat([image * (1 - mask), mask], dim=1)
+        x = self.decoder(self.body(self.encoder(x)))
+        return torch.tanh(self.head(x))

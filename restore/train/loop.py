@@ -1,0 +1,205 @@
+"""The GAN training loop behind ``restore train``.
+
+Designed for scarce compute: bf16 autocast and channels-last on CPU, checkpoints every few
+minutes written atomically, and ``resume`` that continues exactly where a killed run
+stopped (weights, optimisers, EMA, step count, random state).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from restore.model.discriminator import PatchDiscriminator
+from restore.model.generator import GeneratorConfig, InpaintGenerator
+from restore.model.weights import export_generator, load_generator, save_atomic
+from restore.train import losses
+from restore.train.data import load_photos, sample_batch
+
+
+@dataclass
+class TrainConfig:
+    data: Path
+    out: Path  # exported EMA generator (what `restore images --model` takes)
+    work_dir: Path  # checkpoint.pt, samples/, metrics.jsonl
+    resume: bool = False
+    init: Path | None = None  # fine-tune from these generator weights
+    steps: int = 100_000
+    minutes: float | None = None  # stop after this much wall time in this run
+    batch_size: int = 8
+    crop: int = 256
+    device: str = "cpu"
+    seed: int = 0
+    lr_g: float = 5e-4
+    lr_d: float = 2e-4
+    adv_weight: float = 0.05
+    fm_weight: float = 1.0
+    r1_weight: float = 1.0
+    r1_every: int = 8
+    adv_warmup_steps: int = 500
+    ema_decay: float = 0.999
+    checkpoint_minutes: float = 5.0
+    sample_every: int = 250
+    log_every: int = 20
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+
+
+def _autocast(device: torch.device):
+    dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+        e.lerp_(p, 1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers(), strict=True):
+        e.copy_(b)
+
+
+@torch.no_grad()
+def _save_samples(generator: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor,
+                  path: Path, device: torch.device) -> None:
+    """PNG grid, one row per sample: masked input | mask | output | ground truth."""
+    generator.eval()
+    out = generator(images.to(device), masks.to(device)).float().cpu()
+    out = out * masks + images * (1 - masks)
+    masked = images * (1 - masks) + masks  # holes shown white
+    cols = [masked, masks.expand_as(images) * 2 - 1, out, images]
+    rows = [torch.cat([c[i] for c in cols], dim=2) for i in range(images.shape[0])]
+    grid = ((torch.cat(rows, dim=1).permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(grid.astype(np.uint8), cv2.COLOR_RGB2BGR))
+
+
+def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dict:
+    """Train until ``cfg.steps`` or ``cfg.minutes``; returns the last logged metrics."""
+    device = torch.device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    photos = load_photos(cfg.data)
+    cfg.work_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = cfg.work_dir / "checkpoint.pt"
+
+    gen_cfg = cfg.generator
+    if cfg.init is not None:
+        generator = load_generator(cfg.init).train()
+        gen_cfg = generator.config
+    else:
+        generator = InpaintGenerator(gen_cfg)
+    discriminator = PatchDiscriminator()
+    generator.to(device, memory_format=torch.channels_last)
+    discriminator.to(device, memory_format=torch.channels_last)
+    ema = copy.deepcopy(generator).eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=(0.9, 0.99))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=(0.5, 0.99))
+    step, seconds = 0, 0.0
+
+    if cfg.resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        if state["config"] != gen_cfg.to_dict():
+            gen_cfg = GeneratorConfig(**state["config"])
+            generator = InpaintGenerator(gen_cfg).to(device, memory_format=torch.channels_last)
+            ema = copy.deepcopy(generator).eval().requires_grad_(False)
+            opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=(0.9, 0.99))
+        generator.load_state_dict(state["generator"])
+        ema.load_state_dict(state["generator_ema"])
+        discriminator.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        step, seconds = int(state["step"]), float(state["seconds"])
+        rng.bit_generator.state = json.loads(state["rng"])
+        torch.manual_seed(cfg.seed + step)
+
+    preview_rng = np.random.default_rng(12345)
+    preview = [torch.from_numpy(a) for a in sample_batch(photos, 4, cfg.crop, preview_rng)]
+
+    def checkpoint() -> None:
+        save_atomic({
+            "config": gen_cfg.to_dict(), "generator": generator.state_dict(),
+            "generator_ema": ema.state_dict(), "discriminator": discriminator.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
+            "seconds": seconds, "rng": json.dumps(rng.bit_generator.state),
+            "train_config": json.dumps(asdict(cfg), default=str),
+        }, ckpt_path)
+        export_generator(ema, cfg.out, meta={"step": step, "train_seconds": round(seconds),
+                                             "crop": cfg.crop, "data": str(cfg.data)})
+
+    run_start = time.monotonic()
+    last_ckpt = time.monotonic()
+    metrics: dict = {}
+    window_start, window_images = time.monotonic(), 0
+    generator.train()
+    discriminator.train()
+    while step < cfg.steps:
+        if cfg.minutes is not None and time.monotonic() - run_start > cfg.minutes * 60:
+            break
+        t0 = time.monotonic()
+        real_np, mask_np = sample_batch(photos, cfg.batch_size, cfg.crop, rng)
+        real = torch.from_numpy(real_np).to(device).contiguous(memory_format=torch.channels_last)
+        mask = torch.from_numpy(mask_np).to(device)
+        adv_scale = min(1.0, step / max(1, cfg.adv_warmup_steps))
+
+        # Discriminator step.
+        with _autocast(device):
+            fake = generator(real, mask)
+            comp = fake * mask + real * (1 - mask)
+            real_score, real_feats = discriminator(real)
+            fake_score, _ = discriminator(comp.detach())
+            loss_d = losses.discriminator_loss(real_score.float(), fake_score.float(), mask)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        r1 = torch.zeros(())
+        if step % cfg.r1_every == 0:
+            real_r1 = real.detach().requires_grad_(True)
+            score, _ = discriminator(real_r1)
+            r1 = losses.r1_penalty(score, real_r1)
+            (cfg.r1_weight * cfg.r1_every * 0.5 * r1).backward()
+        opt_d.step()
+
+        # Generator step.
+        with _autocast(device):
+            fake_score, fake_feats = discriminator(comp)
+            rec = losses.reconstruction_loss(fake.float(), real, mask)
+            adv = losses.generator_adversarial(fake_score.float(), mask)
+            fm = losses.feature_matching([f.float() for f in fake_feats],
+                                         [f.float() for f in real_feats])
+            loss_g = rec + adv_scale * (cfg.adv_weight * adv + cfg.fm_weight * fm)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        torch.nn.utils.clip_grad_norm_(generator.parameters(), 1.0)
+        opt_g.step()
+        _update_ema(ema, generator, cfg.ema_decay if step > 200 else 0.0)
+
+        step += 1
+        seconds += time.monotonic() - t0
+        window_images += cfg.batch_size
+        if not all(math.isfinite(v.item()) for v in (loss_g, loss_d)):
+            raise FloatingPointError(f"loss became NaN at step {step}; resume from the checkpoint")
+        if step % cfg.log_every == 0:
+            elapsed = time.monotonic() - window_start
+            metrics = {"step": step, "rec": round(rec.item(), 4), "adv": round(adv.item(), 4),
+                       "fm": round(fm.item(), 4), "d": round(loss_d.item(), 4),
+                       "r1": round(r1.item(), 4), "img_per_s": round(window_images / elapsed, 2),
+                       "hours": round(seconds / 3600, 3)}
+            with open(cfg.work_dir / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(metrics) + "\n")
+            if on_log:
+                on_log(metrics)
+            window_start, window_images = time.monotonic(), 0
+        if step % cfg.sample_every == 0:
+            _save_samples(ema, *preview, cfg.work_dir / "samples" / f"step{step:07d}.png", device)
+        if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
+            checkpoint()
+            last_ckpt = time.monotonic()
+    checkpoint()
+    return metrics

@@ -1,0 +1,51 @@
+"""GAN losses for inpainting, after LaMa.
+
+The discriminator is told that patches overlapping the hole are fake and the rest real, so
+it judges the fill, not the untouched context; the generator's adversarial term is
+likewise counted only on the hole.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def resize_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Fraction of hole pixels under each discriminator patch."""
+    return F.adaptive_max_pool2d(mask, like.shape[-2:]) if mask.shape[-1] > like.shape[-1] else mask
+
+
+def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor,
+                        hole_weight: float = 6.0) -> torch.Tensor:
+    """L1 weighted towards the hole; the known area still counts so borders blend."""
+    weights = 1.0 + (hole_weight - 1.0) * mask
+    return (weights * (fake - real).abs()).mean() / weights.mean()
+
+
+def generator_adversarial(fake_score: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Non-saturating generator loss on patches that overlap the hole."""
+    m = resize_mask(mask, fake_score)
+    return (F.softplus(-fake_score) * m).sum() / m.sum().clamp(min=1.0)
+
+
+def discriminator_loss(real_score: torch.Tensor, fake_score: torch.Tensor,
+                       mask: torch.Tensor) -> torch.Tensor:
+    """Real photos are real; in a repaired image, hole patches are fake and the rest real."""
+    m = resize_mask(mask, fake_score)
+    real_term = F.softplus(-real_score).mean()
+    fake_term = (F.softplus(fake_score) * m + F.softplus(-fake_score) * (1 - m)).mean()
+    return real_term + fake_term
+
+
+def r1_penalty(real_score: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Gradient penalty on real images: keeps the discriminator smooth so training stays stable."""
+    (grad,) = torch.autograd.grad(real_score.float().sum(), real, create_graph=True)
+    return grad.float().pow(2).flatten(1).sum(1).mean()
+
+
+def feature_matching(fake_feats: list[torch.Tensor], real_feats: list[torch.Tensor]) -> torch.Tensor:
+    """L1 between discriminator features of the repaired and the real image."""
+    return sum((f - r.detach()).abs().mean() for f, r in zip(fake_feats, real_feats, strict=True)) / len(
+        fake_feats
+    )
