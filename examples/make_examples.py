@@ -30,7 +30,8 @@ def paint(img: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndar
     colour = np.zeros((h, w, 3), np.float32)
     if kind == "scratches":
         for _ in range(6):
-            x, slope, wave, phase = rng.uniform(0, w), rng.normal(0, 0.08), rng.uniform(2, 10), rng.uniform(0, 6)
+            x, slope = rng.uniform(0, w), rng.normal(0, 0.08)
+            wave, phase = rng.uniform(2, 10), rng.uniform(0, 6)
             pts = np.array([(x + slope * t + wave * np.sin(t / h * 3 + phase), t) for t in range(0, h, 8)],
                            np.int32)
             cv2.polylines(layer, [pts], False, 1.0, int(rng.integers(1, 4)), cv2.LINE_AA)

@@ -246,6 +246,13 @@ def test_jpeg_quality_changes_size(tmp_path, rng):
     assert low.stat().st_size < high.stat().st_size
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_pixels_are_writable(tmp_path, rng, dtype):
+    src = tmp_path / "w.png"
+    write_image(src, Picture(noise(rng, 3, dtype), "png"))
+    assert read_image(src).pixels.flags.writeable
+
+
 def test_format_comes_from_content_not_extension(tmp_path, rng):
     src = tmp_path / "liar.jpg"
     Image.fromarray(noise(rng, 3)).save(src, format="PNG")
@@ -256,10 +263,15 @@ def test_format_comes_from_content_not_extension(tmp_path, rng):
 
 
 def _png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims a gigantic size (its pixel data is empty)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk
-            + struct.pack(">I", zlib.crc32(chunk)))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b""))
+            + chunk(b"IEND", b""))
 
 
 def _jpeg_bytes(rng) -> bytes:

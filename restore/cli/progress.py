@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -19,6 +21,8 @@ class BatchProgress:
         )
         self.task = self.progress.add_task("restoring", total=None, rate="")
         self.unit = unit
+        self.started = time.perf_counter()
+        self.processed = 0
 
     def __enter__(self) -> BatchProgress:
         self.progress.start()
@@ -36,5 +40,7 @@ class BatchProgress:
             # Printed through the live display when there is one, so the bar stays intact.
             (self.errors if self.console.quiet else self.progress.console).print(line, soft_wrap=True)
         self.progress.advance(self.task)
-        speed = self.progress.tasks[0].speed
-        self.progress.update(self.task, rate=f"{speed:.2f} {self.unit}/s" if speed else "")
+        if result.status == "ok":  # skipped files would inflate the rate
+            self.processed += 1
+            speed = self.processed / (time.perf_counter() - self.started)
+            self.progress.update(self.task, rate=f"{speed:.2f} {self.unit}/s")

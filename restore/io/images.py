@@ -19,10 +19,11 @@ import re
 import secrets
 import struct
 import threading
+import warnings
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -49,6 +50,7 @@ _PIL_FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "TIFF": "tiff", "BM
 _ORIENTATION_TAG = 0x0112
 _ICC_TAG = 34675
 _EXIF_PREFIX = b"Exif\x00\x00"
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 # Pillow TIFF compression names we can write again without loss, and their libtiff codes.
 _TIFF_CODES = {"raw": 1, "tiff_lzw": 5, "tiff_adobe_deflate": 8, "tiff_deflate": 8,
                "packbits": 32773}
@@ -175,8 +177,10 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = 250_000_000) -
     except OSError as exc:
         raise ImageError(f"cannot read file: {exc.strerror or exc}") from None
     try:
-        with _pillow_open(path) as im:
-            return _decode(path, im, max_pixels)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # odd-but-readable files: not the user's concern
+            with _pillow_open(path) as im:
+                return _decode(path, im, max_pixels)
     except ImageError:
         raise
     except MemoryError:
@@ -307,7 +311,7 @@ def _decode_pillow(im: Image.Image) -> tuple[np.ndarray, str | None, dict]:
         out, source_mode = im.convert("RGBA" if mode in ("RGBa", "La") else "RGB"), mode
     else:
         raise ImageError(f"unsupported pixel format {mode}")
-    arr = np.asarray(out)
+    arr = np.array(out)  # a writable copy: callers repair pixels in place
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return arr, source_mode, extra
@@ -330,6 +334,8 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes
 def _decode_cv2(path: Path, fmt: str, im: Image.Image) -> np.ndarray:
     """Deep PNG/TIFF path; keeps uint16 and alpha, orientation left to us."""
     data = bytearray(path.read_bytes())
+    if fmt == "png" and _PNG_END not in data[-4096:] and _PNG_END not in data:
+        raise ImageError("truncated PNG (no end marker)")  # before libpng prints to stderr
     if fmt == "tiff":
         # OpenCV versions differ on whether (and how well) they honour the TIFF Orientation tag;
         # neutralise it in our in-memory copy so orientation is applied exactly once, by us.
@@ -343,7 +349,7 @@ def _decode_cv2(path: Path, fmt: str, im: Image.Image) -> np.ndarray:
         raise ImageError("corrupt or truncated image data")
     if arr.dtype not in (np.uint8, np.uint16):
         raise ImageError(f"unsupported sample type {arr.dtype} (only 8- and 16-bit)")
-    if arr.shape[:2] != _stored_shape(im):
+    if sorted(arr.shape[:2]) != sorted(im.size):  # Pillow may report TIFF sizes transposed
         raise ImageError("decoded size disagrees with the header (corrupt file?)")
     if arr.ndim == 2:
         return arr[:, :, None]
@@ -354,13 +360,6 @@ def _decode_cv2(path: Path, fmt: str, im: Image.Image) -> np.ndarray:
         if im.mode == "LA":  # libpng expands grey+alpha to RGBA; restore the 2-channel form
             arr = arr[:, :, [0, 3]]
     return np.ascontiguousarray(arr)
-
-
-def _stored_shape(im: Image.Image) -> tuple[int, int]:
-    """(h, w) as stored; Pillow reports TIFF orientations 5-8 transposed until load()."""
-    if not im.tile:
-        return im.size[1], im.size[0]
-    return max(t[1][3] for t in im.tile), max(t[1][2] for t in im.tile)
 
 
 @contextmanager
@@ -564,13 +563,15 @@ def write_image(
 
     The format comes from ``picture.format``/``format``, never from the path's extension.
     Conversions when the target can't hold the data: 16-bit -> 8-bit for JPEG/WebP/BMP; alpha
-    dropped for JPEG/BMP; grey+alpha 16-bit is written as RGBA 16-bit (OpenCV can't write two
-    channels). 1-bit sources go back to 1-bit PNG/TIFF/BMP (threshold 128); palette sources go
-    back to a palette when the result still has <= 256 colours, else full colour. CMYK sources
-    are written as RGB. Metadata: ICC on every format; EXIF on PNG/JPEG/WebP (not TIFF); DPI on
-    PNG/JPEG/TIFF/BMP. 16-bit files are encoded by OpenCV and the ICC profile (and for PNG, EXIF
-    and DPI) is spliced into the bytes afterwards, so deep scans keep their colour space. TIFF
-    keeps a lossless input compression, otherwise uses LZW. WebP stays lossless if the source was.
+    dropped for JPEG/BMP; grey -> RGB(A) for WebP; grey+alpha 16-bit is written as RGBA 16-bit
+    (OpenCV can't write two channels). ``jpeg_quality`` also sets lossy WebP quality.
+    1-bit sources go back to 1-bit PNG/TIFF/BMP (threshold 128); palette sources go back to a
+    palette when the result still has <= 256 colours, else full colour. CMYK sources are
+    written as RGB; an ICC profile that no longer fits the channels (grey vs colour) is dropped.
+    Metadata: ICC on every format; EXIF on PNG/JPEG/WebP (not TIFF); DPI on PNG/JPEG/TIFF/BMP.
+    16-bit files are encoded by OpenCV and the ICC profile (for PNG also EXIF and DPI) is
+    spliced into the bytes afterwards, so deep scans keep their colour space. TIFF keeps a
+    lossless input compression, otherwise uses LZW. WebP stays lossless if the source was.
     """
     fmt = normalize_format(format or picture.format)
     px = picture.pixels
@@ -591,6 +592,17 @@ def write_image(
         tmp.write_bytes(data)
 
 
+def _icc_for(channels: int, icc: bytes | None) -> bytes | None:
+    """Drop a grey profile on colour data (or vice versa) after a forced channel change."""
+    if not icc or len(icc) < 20:
+        return icc or None
+    space = icc[16:20]
+    colour = channels >= 3
+    if (colour and space == b"GRAY") or (not colour and space == b"RGB "):
+        return None
+    return icc
+
+
 def _to_uint8(px: np.ndarray) -> np.ndarray:
     return ((px.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
@@ -605,6 +617,7 @@ def _encode_deep(fmt: str, px: np.ndarray, picture: Picture) -> bytes:
     else:
         bgr = px[:, :, 0]
     bgr = np.ascontiguousarray(bgr)
+    picture = replace(picture, icc=_icc_for(px.shape[2], picture.icc))
     if fmt == "png":
         ok, buf = cv2.imencode(".png", bgr)
         if not ok:
@@ -626,8 +639,11 @@ def _encode_deep(fmt: str, px: np.ndarray, picture: Picture) -> bytes:
 def _encode_pillow(fmt: str, px: np.ndarray, picture: Picture, jpeg_quality: int) -> bytes:
     im = _pillow_image(fmt, px, picture)
     opts: dict[str, object] = {}
-    if picture.icc:
-        opts["icc_profile"] = picture.icc
+    if fmt == "webp" and im.mode in ("L", "LA"):  # WebP has no grey mode
+        im = im.convert("RGBA" if im.mode == "LA" else "RGB")
+    icc = _icc_for(len(im.getbands()), picture.icc)
+    if icc:
+        opts["icc_profile"] = icc
     if picture.exif and fmt in ("png", "jpeg", "webp"):
         opts["exif"] = picture.exif
     if picture.dpi and fmt != "webp":
@@ -638,8 +654,6 @@ def _encode_pillow(fmt: str, px: np.ndarray, picture: Picture, jpeg_quality: int
             opts["subsampling"] = picture.jpeg_subsampling
     elif fmt == "webp":
         opts.update(lossless=picture.webp_lossless, quality=int(jpeg_quality), exact=True)
-        if im.mode in ("L", "LA"):
-            im = im.convert("RGBA" if im.mode == "LA" else "RGB")
     elif fmt == "tiff":
         opts["compression"] = _tiff_compression(picture.tiff_compression, im.mode)
     buf = io.BytesIO()

@@ -1,0 +1,5 @@
+"""``python -m restore`` is the same as the ``restore`` command."""
+
+from restore.cli import main
+
+main()

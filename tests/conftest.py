@@ -1,0 +1,34 @@
+"""Shared fixtures: a tiny model so tests don't depend on (or wait for) the shipped weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from restore.model.generator import GeneratorConfig, InpaintGenerator
+from restore.model.weights import export_generator
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A randomly initialised, very small generator saved in the shipped file format."""
+    import torch
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    export_generator(InpaintGenerator(GeneratorConfig(base_channels=8, blocks=1)), path)
+    return path
+
+
+@pytest.fixture
+def photo() -> np.ndarray:
+    """A real photo (from examples/, which every clone has), RGB uint8."""
+    import cv2
+
+    bgr = cv2.imread(str(EXAMPLES / "originals" / "lanterns.jpg"))
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
