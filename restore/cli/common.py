@@ -21,7 +21,7 @@ def device_options(func: Callable) -> Callable:
                      help="Model weights (default: the model shipped with restore)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps."),
         click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
-                     show_default=True, help="auto: fp16 on GPU, fp32 on CPU."),
+                     show_default=True, help="auto: fp16 on GPU; bf16 on CPUs with native bf16, else fp32."),
         click.option("--batch-size", type=click.IntRange(1, 256), default=4, show_default=True,
                      help="Windows per model call; images are also read and batched this many at a time."),
         click.option("--tile", type=click.IntRange(128, 4096), default=512, show_default=True,

@@ -1,4 +1,7 @@
-"""``restore train``: train or fine-tune the inpainting GAN on a folder of clean photos."""
+"""``restore train``: train or fine-tune the inpainting GAN on a folder of clean photos.
+
+Also runs as one process per GPU under torchrun; see the command's help.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,11 @@ from pathlib import Path
 import click
 
 
-@click.command("train")
+@click.command("train", epilog="""\b
+Several GPUs, one process each (DistributedDataParallel):
+  torchrun --standalone --nproc_per_node=4 -m restore train DATA --out model.pt
+--batch-size is then per GPU. Rank 0 writes the checkpoint, model, samples and
+metrics, in the same format as a one-device run, so either resumes the other.""")
 @click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the trained model (EMA weights, updated at every checkpoint).")
@@ -18,33 +25,51 @@ import click
               help="Fine-tune from a model: a path, or 'default' for the shipped one.")
 @click.option("--steps", type=int, default=100_000, show_default=True)
 @click.option("--minutes", type=float, default=None, help="Stop after this much time.")
-@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True,
+              help="Crops per step, per process: under torchrun each GPU takes this many.")
 @click.option("--crop", type=int, default=256, show_default=True, help="Training crop side.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
 @click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
 @click.option("--sample-every", type=int, default=250, show_default=True,
               help="Write a sample grid (input | mask | output | truth) every N steps.")
+@click.option("--log-every", type=int, default=20, show_default=True,
+              help="Append losses to WORK_DIR/metrics.jsonl every N steps.")
+@click.option("--base-channels", type=int, default=None,
+              help="Generator width [default: 32]. With --init, or --resume from a checkpoint, "
+                   "the model's own shape wins.")
+@click.option("--blocks", type=int, default=None,
+              help="Generator depth in FFC residual blocks [default: 6]. Same rule as --base-channels.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 def train_command(data: Path, out: Path, work_dir: Path | None, resume: bool, init: str | None,
                   steps: int, minutes: float | None, batch_size: int, crop: int, device: str,
-                  checkpoint_minutes: float, sample_every: int, seed: int, quiet: bool) -> None:
+                  checkpoint_minutes: float, sample_every: int, log_every: int,
+                  base_channels: int | None, blocks: int | None, seed: int, quiet: bool) -> None:
     """Train the inpainting GAN on DATA, a folder of clean photos (masks are synthesised)."""
     from restore.inpaint.device import pick_device
+    from restore.model.generator import GeneratorConfig
     from restore.model.weights import default_weights_path
+    from restore.train import distributed
     from restore.train.loop import TrainConfig, train
     from restore.train.progress import TrainProgress
 
     if crop % 8:
         raise click.BadParameter("must be a multiple of 8", param_hint="--crop")
     init_path = default_weights_path() if init == "default" else (Path(init) if init else None)
+    shape = {k: v for k, v in {"base_channels": base_channels, "blocks": blocks}.items() if v is not None}
+    dev = distributed.local_device(pick_device(device))  # cuda:LOCAL_RANK under torchrun
     cfg = TrainConfig(
         data=data, out=out, work_dir=work_dir or out.with_name(out.stem + "-train"),
         resume=resume, init=init_path, steps=steps, minutes=minutes, batch_size=batch_size,
-        crop=crop, device=str(pick_device(device)), seed=seed,
-        checkpoint_minutes=checkpoint_minutes, sample_every=sample_every,
+        crop=crop, device=str(dev), seed=seed, checkpoint_minutes=checkpoint_minutes,
+        sample_every=sample_every, log_every=log_every, generator=GeneratorConfig(**shape),
     )
-    with TrainProgress(total_steps=steps, quiet=quiet) as progress:
-        train(cfg, on_log=progress.update)
+    distributed.init(dev)  # no-op without torchrun
+    try:
+        quiet = quiet or not distributed.is_main()  # one progress bar, from rank 0
+        with TrainProgress(total_steps=steps, quiet=quiet) as progress:
+            train(cfg, on_log=progress.update)
+    finally:
+        distributed.cleanup()
     if not quiet:
         click.echo(f"model written to {out}", err=True)

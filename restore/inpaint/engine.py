@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from restore.inpaint.composite import composite, to_colour
-from restore.inpaint.device import pick_device
+from restore.inpaint.device import cpu_has_fast_bf16, pick_device
 from restore.inpaint.windows import Box, deep_hole, feather, plan_regions, split_tiles
 from restore.model.weights import load_generator
 
@@ -42,7 +42,9 @@ class _Region:
 
 def _precision(device: torch.device, precision: str) -> torch.dtype:
     if precision == "auto":
-        return torch.float16 if device.type in {"cuda", "mps"} else torch.float32
+        if device.type in {"cuda", "mps"}:
+            return torch.float16
+        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
@@ -82,12 +84,12 @@ class Inpainter:
                 if ph or pw:
                     img = torch.nn.functional.pad(img, (0, pw, 0, ph), mode="reflect")
                     msk = torch.nn.functional.pad(msk, (0, pw, 0, ph), mode="constant")
-                img = (img * 2 - 1).to(self.device, self.dtype)
-                msk = msk.to(self.device, self.dtype)
-                if self.dtype == torch.bfloat16:
-                    with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                        out = self.model(img.float(), msk.float())
-                else:
+                # fp16 runs a half model; bf16 runs under autocast (convs in bf16, the rest fp32).
+                io_dtype = torch.float16 if self.dtype == torch.float16 else torch.float32
+                img = (img * 2 - 1).to(self.device, io_dtype)
+                msk = msk.to(self.device, io_dtype)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                    enabled=self.dtype == torch.bfloat16):
                     out = self.model(img, msk)
                 out = ((out.float() + 1) / 2).clamp(0, 1)[:, :, :h, :w].permute(0, 2, 3, 1).cpu()
                 for j, i in enumerate(chunk):

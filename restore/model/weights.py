@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -21,7 +20,7 @@ WEIGHTS_FORMAT = "restore-inpaint-v1"
 
 def default_weights_path() -> Path:
     """The model that ships inside the package."""
-    return Path(str(resources.files("restore") / "weights" / "inpaint.pt"))
+    return Path(__file__).resolve().parents[1] / "weights" / "inpaint.pt"
 
 
 class WeightsError(Exception):

@@ -3,6 +3,10 @@
 Designed for scarce compute: bf16 autocast and channels-last on CPU, checkpoints every few
 minutes written atomically, and ``resume`` that continues exactly where a killed run
 stopped (weights, optimisers, EMA, step count, random state).
+
+Under torchrun it trains on several GPUs with DistributedDataParallel: each rank draws its
+own crops (``batch_size`` is per rank), rank 0 alone keeps the EMA and writes checkpoints,
+samples and metrics, and the files have the same format as a single-process run's.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import torch
 from restore.model.discriminator import PatchDiscriminator
 from restore.model.generator import GeneratorConfig, InpaintGenerator
 from restore.model.weights import export_generator, load_generator, save_atomic
-from restore.train import losses
+from restore.train import distributed, losses
 from restore.train.data import load_photos, sample_batch
 
 
@@ -35,7 +39,7 @@ class TrainConfig:
     init: Path | None = None  # fine-tune from these generator weights
     steps: int = 100_000
     minutes: float | None = None  # stop after this much wall time in this run
-    batch_size: int = 8
+    batch_size: int = 8  # per rank under torchrun
     crop: int = 256
     device: str = "cpu"
     seed: int = 0
@@ -84,8 +88,10 @@ def _save_samples(generator: torch.nn.Module, images: torch.Tensor, masks: torch
 def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dict:
     """Train until ``cfg.steps`` or ``cfg.minutes``; returns the last logged metrics."""
     device = torch.device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    rank, world = distributed.rank(), distributed.world_size()
+    main = rank == 0
+    torch.manual_seed(cfg.seed)  # same initial weights everywhere (DDP broadcasts rank 0's anyway)
+    rng = distributed.rank_rng(cfg.seed, rank)  # different crops on every rank
     photos = load_photos(cfg.data)
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = cfg.work_dir / "checkpoint.pt"
@@ -99,7 +105,8 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
     discriminator = PatchDiscriminator()
     generator.to(device, memory_format=torch.channels_last)
     discriminator.to(device, memory_format=torch.channels_last)
-    ema = copy.deepcopy(generator).eval().requires_grad_(False)
+    # Parameters are identical on every rank after each step, so rank 0's EMA is everyone's.
+    ema = copy.deepcopy(generator).eval().requires_grad_(False) if main else None
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=(0.9, 0.99))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=(0.5, 0.99))
     step, seconds = 0, 0.0
@@ -109,26 +116,48 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
         if state["config"] != gen_cfg.to_dict():
             gen_cfg = GeneratorConfig(**state["config"])
             generator = InpaintGenerator(gen_cfg).to(device, memory_format=torch.channels_last)
-            ema = copy.deepcopy(generator).eval().requires_grad_(False)
+            ema = copy.deepcopy(generator).eval().requires_grad_(False) if main else None
             opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=(0.9, 0.99))
         generator.load_state_dict(state["generator"])
-        ema.load_state_dict(state["generator_ema"])
+        if ema is not None:
+            ema.load_state_dict(state["generator_ema"])
         discriminator.load_state_dict(state["discriminator"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         step, seconds = int(state["step"]), float(state["seconds"])
-        rng.bit_generator.state = json.loads(state["rng"])
+        rank_states = state.get("rng_ranks", [state["rng"]])
+        if rank < len(rank_states):
+            rng.bit_generator.state = json.loads(rank_states[rank])
+        else:  # more ranks than the run that wrote the checkpoint: a fresh, reproducible stream
+            rng = np.random.default_rng([cfg.seed, rank, step])
         torch.manual_seed(cfg.seed + step)
+    if len(set(distributed.all_gather(step))) > 1:
+        raise RuntimeError("ranks resumed at different steps: every rank must see the same --work-dir")
+
+    # Un-wrapped modules: what checkpoints hold (no "module." prefixes) and what R1 runs on.
+    g_module, d_module = generator, discriminator
+    if world > 1:
+        if device.type == "cuda":
+            # Per-GPU batches are small; SyncBatchNorm normalises over the global batch, as one GPU
+            # with the whole batch would, and keeps running stats equal on all ranks. It reuses
+            # the Parameter objects, so opt_g (and its resumed state) stays attached.
+            g_module = generator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(generator)
+        generator = distributed.wrap(generator, device)
+        discriminator = distributed.wrap(discriminator, device)
 
     preview_rng = np.random.default_rng(12345)
     preview = [torch.from_numpy(a) for a in sample_batch(photos, 4, cfg.crop, preview_rng)]
 
     def checkpoint() -> None:
+        """Collective: every rank hands rank 0 its rng state so resume continues each stream."""
+        rng_ranks = distributed.all_gather(json.dumps(rng.bit_generator.state))
+        if ema is None:
+            return
         save_atomic({
-            "config": gen_cfg.to_dict(), "generator": generator.state_dict(),
-            "generator_ema": ema.state_dict(), "discriminator": discriminator.state_dict(),
+            "config": gen_cfg.to_dict(), "generator": g_module.state_dict(),
+            "generator_ema": ema.state_dict(), "discriminator": d_module.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
-            "seconds": seconds, "rng": json.dumps(rng.bit_generator.state),
+            "seconds": seconds, "rng": rng_ranks[0], "rng_ranks": rng_ranks,
             "train_config": json.dumps(asdict(cfg), default=str),
         }, ckpt_path)
         export_generator(ema, cfg.out, meta={"step": step, "train_seconds": round(seconds),
@@ -141,7 +170,8 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
     generator.train()
     discriminator.train()
     while step < cfg.steps:
-        if cfg.minutes is not None and time.monotonic() - run_start > cfg.minutes * 60:
+        out_of_time = cfg.minutes is not None and time.monotonic() - run_start > cfg.minutes * 60
+        if cfg.minutes is not None and distributed.rank0_decides(out_of_time, device):
             break
         t0 = time.monotonic()
         real_np, mask_np = sample_batch(photos, cfg.batch_size, cfg.crop, rng)
@@ -160,15 +190,22 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
         loss_d.backward()
         r1 = torch.zeros(())
         if step % cfg.r1_every == 0:
+            # R1 is a double backward through torch.autograd.grad, which DDP does not support, and
+            # the last conv's bias gets no R1 gradient, which would leave DDP waiting for it. So R1
+            # runs on the un-wrapped module: DDP finished this step's reduction in loss_d.backward()
+            # and ignores later gradients, so this adds the local R1 gradient to the averaged
+            # loss_d one; averaging that sum gives mean(loss_d) + mean(R1), the global-batch value.
             real_r1 = real.detach().requires_grad_(True)
-            score, _ = discriminator(real_r1)
+            score, _ = d_module(real_r1)
             r1 = losses.r1_penalty(score, real_r1)
             (cfg.r1_weight * cfg.r1_every * 0.5 * r1).backward()
+            distributed.average_gradients(d_module.parameters())
         opt_d.step()
 
-        # Generator step.
+        # Generator step. The discriminator runs un-wrapped: its gradients here are thrown away
+        # (zeroed before the next D step), so there is nothing for DDP to all-reduce.
         with _autocast(device):
-            fake_score, fake_feats = discriminator(comp)
+            fake_score, fake_feats = d_module(comp)
             rec = losses.reconstruction_loss(fake.float(), real, mask)
             adv = losses.generator_adversarial(fake_score.float(), mask)
             fm = losses.feature_matching([f.float() for f in fake_feats],
@@ -176,30 +213,34 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
             loss_g = rec + adv_scale * (cfg.adv_weight * adv + cfg.fm_weight * fm)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
-        torch.nn.utils.clip_grad_norm_(generator.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(g_module.parameters(), 1.0)
         opt_g.step()
-        _update_ema(ema, generator, cfg.ema_decay if step > 200 else 0.0)
+        if ema is not None:
+            _update_ema(ema, g_module, cfg.ema_decay if step > 200 else 0.0)
 
         step += 1
         seconds += time.monotonic() - t0
-        window_images += cfg.batch_size
-        if not all(math.isfinite(v.item()) for v in (loss_g, loss_d)):
+        window_images += cfg.batch_size * world
+        if distributed.any_rank(not all(math.isfinite(v.item()) for v in (loss_g, loss_d)), device):
             raise FloatingPointError(f"loss became NaN at step {step}; resume from the checkpoint")
         if step % cfg.log_every == 0:
             elapsed = time.monotonic() - window_start
-            metrics = {"step": step, "rec": round(rec.item(), 4), "adv": round(adv.item(), 4),
-                       "fm": round(fm.item(), 4), "d": round(loss_d.item(), 4),
-                       "r1": round(r1.item(), 4), "img_per_s": round(window_images / elapsed, 2),
+            v_rec, v_adv, v_fm, v_d, v_r1 = distributed.mean_over_ranks([rec, adv, fm, loss_d, r1], device)
+            metrics = {"step": step, "rec": round(v_rec, 4), "adv": round(v_adv, 4),
+                       "fm": round(v_fm, 4), "d": round(v_d, 4),
+                       "r1": round(v_r1, 4), "img_per_s": round(window_images / elapsed, 2),
                        "hours": round(seconds / 3600, 3)}
-            with open(cfg.work_dir / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps(metrics) + "\n")
-            if on_log:
-                on_log(metrics)
+            if main:
+                with open(cfg.work_dir / "metrics.jsonl", "a") as fh:
+                    fh.write(json.dumps(metrics) + "\n")
+                if on_log:
+                    on_log(metrics)
             window_start, window_images = time.monotonic(), 0
-        if step % cfg.sample_every == 0:
+        if step % cfg.sample_every == 0 and ema is not None:
             _save_samples(ema, *preview, cfg.work_dir / "samples" / f"step{step:07d}.png", device)
-        if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
+        if distributed.rank0_decides(time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60, device):
             checkpoint()
             last_ckpt = time.monotonic()
     checkpoint()
+    distributed.barrier()  # no rank returns before rank 0 has written the final model
     return metrics
