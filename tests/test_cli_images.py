@@ -61,7 +61,7 @@ def album(tmp_path, photo):
 def test_help_lists_every_command():
     code, out = _run("--help")
     assert code == 0
-    for command in ["images", "train"]:
+    for command in ["images", "train", "eval"]:
         assert command in out
 
 

@@ -66,3 +66,4 @@ def test_hole_wider_than_a_tile_takes_the_coarse_path_and_fills_everything(inpai
 def test_mask_of_the_wrong_size_is_an_error(inpainter, photo):
     with pytest.raises(ValueError, match="mask"):
         inpainter.repair([photo], [np.zeros((10, 10), bool)])
+

@@ -83,7 +83,8 @@ class Inpainter:
                 msk = torch.from_numpy(np.stack([holes[i] for i in chunk])[:, None].astype(np.float32))
                 if ph or pw:
                     img = torch.nn.functional.pad(img, (0, pw, 0, ph), mode="reflect")
-                    msk = torch.nn.functional.pad(msk, (0, pw, 0, ph), mode="constant")
+                    # Mirror the mask with the image: mirrored hole pixels must stay holes, not known context.
+                    msk = torch.nn.functional.pad(msk, (0, pw, 0, ph), mode="reflect")
                 # fp16 runs a half model; bf16 runs under autocast (convs in bf16, the rest fp32).
                 io_dtype = torch.float16 if self.dtype == torch.float16 else torch.float32
                 img = (img * 2 - 1).to(self.device, io_dtype)

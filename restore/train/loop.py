@@ -216,7 +216,8 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
         torch.nn.utils.clip_grad_norm_(g_module.parameters(), 1.0)
         opt_g.step()
         if ema is not None:
-            _update_ema(ema, g_module, cfg.ema_decay if step > 200 else 0.0)
+            # Warm-up: early weights change fast, so a fixed 0.999 would average in garbage.
+            _update_ema(ema, g_module, min(cfg.ema_decay, (1 + step) / (10 + step)))
 
         step += 1
         seconds += time.monotonic() - t0
