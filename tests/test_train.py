@@ -57,3 +57,21 @@ def test_short_run_checkpoints_resumes_and_exports(tmp_path):
     assert model.config == tiny
     out = model(torch.zeros(1, 3, 64, 64), torch.ones(1, 1, 64, 64))
     assert out.shape == (1, 3, 64, 64) and torch.isfinite(out).all()
+
+
+def test_calibrated_copy_measures_its_own_batchnorm_statistics():
+    from restore.model.generator import InpaintGenerator
+    from restore.train.data import load_photos
+    from restore.train.loop import calibrated_copy
+
+    model = InpaintGenerator(GeneratorConfig(base_channels=8, blocks=1)).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    photos = load_photos(EXAMPLES / "originals", max_side=128)
+    calibrated = calibrated_copy(model, photos, 64, torch.device("cpu"), step=0, batches=2, batch_size=2)
+    assert not calibrated.training
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # original untouched
+    mean_before = model.encoder[0][1].running_mean
+    mean_after = calibrated.encoder[0][1].running_mean
+    assert not torch.allclose(mean_before, mean_after)
+    weights = [k for k in before if k.endswith("weight")]
+    assert all(torch.equal(calibrated.state_dict()[k], before[k]) for k in weights)

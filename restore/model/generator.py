@@ -21,6 +21,7 @@ class GeneratorConfig:
     downsamples: int = 3
     blocks: int = 6
     global_ratio: float = 0.75
+    skips: bool = True  # add encoder features to the decoder at each scale
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -126,14 +127,14 @@ class InpaintGenerator(nn.Module):
         for i in range(self.config.downsamples):
             layers.append(_conv_block(c * 2**i, c * 2 ** (i + 1), 3, stride=2))
         deep = c * 2**self.config.downsamples
-        self.encoder = nn.Sequential(*layers)
+        self.encoder = nn.ModuleList(layers)
         self.body = nn.Sequential(
             *[FFCResBlock(deep, self.config.global_ratio) for _ in range(self.config.blocks)]
         )
         ups: list[nn.Module] = []
         for i in reversed(range(self.config.downsamples)):
             ups.append(_up_block(c * 2 ** (i + 1), c * 2**i))
-        self.decoder = nn.Sequential(*ups)
+        self.decoder = nn.ModuleList(ups)
         self.head = nn.Conv2d(c, 3, 7, padding=3, padding_mode="reflect")
 
     @property
@@ -143,5 +144,15 @@ class InpaintGenerator(nn.Module):
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``image``: B x 3 x H x W in [-1, 1], hole content ignored; ``mask``: B x 1 x H x W, 1 = hole."""
         x = torch.cat([image * (1 - mask), mask], dim=1)
-        x = self.decoder(self.body(self.encoder(x)))
+        skips = []
+        for layer in self.encoder:
+            x = layer(x)
+            skips.append(x)
+        x = self.body(x)
+        # Skips let the known context and the hole border reach the output at full resolution
+        # without passing the 1/8 bottleneck: far faster to train on CPUs, sharper edges.
+        for up, skip in zip(self.decoder, reversed(skips[:-1]), strict=True):
+            x = up(x)
+            if self.config.skips:
+                x = x + skip
         return torch.tanh(self.head(x))
