@@ -75,3 +75,25 @@ def test_calibrated_copy_measures_its_own_batchnorm_statistics():
     assert not torch.allclose(mean_before, mean_after)
     weights = [k for k in before if k.endswith("weight")]
     assert all(torch.equal(calibrated.state_dict()[k], before[k]) for k in weights)
+
+
+def test_sigterm_ends_training_with_a_checkpoint(tmp_path):
+    """A stopped job (Ctrl-C, scheduler's SIGTERM) saves where it was, so --resume loses nothing."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    work = tmp_path / "work"
+    proc = subprocess.Popen([sys.executable, "-m", "restore", "train", str(EXAMPLES / "originals"),
+                             "--out", str(tmp_path / "m.pt"), "--work-dir", str(work), "--steps", "100000",
+                             "--batch-size", "1", "--crop", "64", "--base-channels", "8", "--blocks", "1",
+                             "--log-every", "1", "--quiet"])
+    deadline = time.time() + 120
+    while time.time() < deadline and not (work / "metrics.jsonl").exists():
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 0
+    step = torch.load(work / "checkpoint.pt", weights_only=True)["step"]
+    assert 0 < step < 100000
+    assert load_generator(tmp_path / "m.pt").config.base_channels == 8

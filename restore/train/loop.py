@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -68,6 +70,29 @@ def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
         e.lerp_(p, 1 - decay)
     for e, b in zip(ema.buffers(), model.buffers(), strict=True):
         e.copy_(b)
+
+
+class _StopRequest:
+    """First Ctrl-C or SIGTERM: finish the step, write a checkpoint, return. Second: stop at once.
+
+    Only in a single process on the main thread; under torchrun the launcher owns signals.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, object] = {}
+        if distributed.world_size() == 1 and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 @torch.no_grad()
@@ -196,7 +221,8 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
     window_start, window_images = time.monotonic(), 0
     generator.train()
     discriminator.train()
-    while step < cfg.steps:
+    stop = _StopRequest()
+    while step < cfg.steps and not stop.requested:
         out_of_time = cfg.minutes is not None and time.monotonic() - run_start > cfg.minutes * 60
         if cfg.minutes is not None and distributed.rank0_decides(out_of_time, device):
             break
@@ -270,6 +296,7 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
         if distributed.rank0_decides(time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60, device):
             checkpoint()
             last_ckpt = time.monotonic()
+    stop.restore()
     checkpoint()
     distributed.barrier()  # no rank returns before rank 0 has written the final model
     return metrics
