@@ -10,7 +10,7 @@ import torch
 from conftest import EXAMPLES
 
 from restore.model.generator import GeneratorConfig
-from restore.model.weights import load_generator
+from restore.model.weights import WeightsError, load_generator
 from restore.train.loop import TrainConfig, train
 from restore.train.masks import MASK_KINDS, MAX_HOLE_FRACTION, make_mask, training_mask
 
@@ -55,6 +55,8 @@ def test_short_run_checkpoints_resumes_and_exports(tmp_path):
     assert [x["step"] for x in lines] == [1, 2, 3, 4, 5]
     model = load_generator(tmp_path / "model.pt")
     assert model.config == tiny
+    with pytest.raises(WeightsError, match="training checkpoint"):
+        load_generator(tmp_path / "work" / "checkpoint.pt")
     out = model(torch.zeros(1, 3, 64, 64), torch.ones(1, 1, 64, 64))
     assert out.shape == (1, 3, 64, 64) and torch.isfinite(out).all()
 

@@ -114,14 +114,13 @@ class Inpainter:
         todo = [(r, deep) for r, deep in todo if deep.any()]
         if not todo:
             return
-        crops, holes, sizes = [], [], []
+        crops, holes = [], []
         for region, _ in todo:
             scale = self.tile / max(region.box.height, region.box.width)
             size = (max(8, round(region.box.width * scale)), max(8, round(region.box.height * scale)))
             crops.append(cv2.resize(region.colour, size, interpolation=cv2.INTER_AREA))
             small = cv2.resize(region.hole.astype(np.float32), size, interpolation=cv2.INTER_AREA)
             holes.append(small > 0)
-            sizes.append(size)
         for (region, deep), small in zip(todo, self.fill(crops, holes), strict=True):
             big = cv2.resize(small, (region.box.width, region.box.height),
                              interpolation=cv2.INTER_CUBIC).clip(0, 1)

@@ -37,8 +37,9 @@ def load_generator(path: str | os.PathLike | None = None,
         raise WeightsError(f"model file not found: {path}") from exc
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
         raise WeightsError(f"cannot read model {path}: {exc}") from exc
-    if isinstance(blob, dict) and "generator_ema" in blob:  # a training checkpoint
-        blob = {"format": WEIGHTS_FORMAT, "config": blob["config"], "state_dict": blob["generator_ema"]}
+    if isinstance(blob, dict) and "generator_ema" in blob:
+        # Its EMA weights carry the live model's BatchNorm statistics; only the export fixes them.
+        raise WeightsError(f"{path} is a training checkpoint; use the model `restore train --out` wrote")
     if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
         raise WeightsError(f"{path} is not a restore inpainting model")
     model = InpaintGenerator(GeneratorConfig(**blob["config"]))
