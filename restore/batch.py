@@ -1,14 +1,16 @@
-"""The batch job behind ``restore images``: files in, repaired files out, nothing lost.
+"""The batch jobs behind ``restore images`` and ``restore detect``: files in, files out, nothing lost.
 
 Reading and decoding run on a prefetch thread pool, encoding and writing on another, so the
-model is rarely waiting for JPEG work. Images are handed to the engine a few at a time, and
-the engine batches their windows together. A file that fails gets one error line and the
-batch goes on; outputs that already exist are skipped, so rerunning after a crash resumes.
+models are rarely waiting for JPEG work. Images are handed to the detector and the engine a
+few at a time, and both batch their tiles together. A file that fails gets one error line
+and the batch goes on; outputs that already exist are skipped, so rerunning after a crash
+resumes. A photo in which nothing needs repair is copied byte for byte, not re-encoded.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,18 +20,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from restore.detect.detector import Detector
 from restore.inpaint.engine import Inpainter
 from restore.io.discover import Job, plan_jobs
-from restore.io.images import ImageError, Picture, read_image, read_mask, write_image
-from restore.io.preview import write_comparison, write_mask
+from restore.io.images import ImageError, Picture, atomic_output, read_image, read_mask, write_image
+from restore.io.preview import write_comparison, write_mask, write_overlay
+
+DETECTED_DILATE = 2  # detected masks are grown this much by default: damage has soft edges
 
 
 @dataclass
 class ImagesOptions:
     """Everything ``restore images`` can be told, with the CLI's defaults."""
 
-    masks: Path | None = None
-    dilate: int = 0
+    masks: Path | None = None  # None: the detector finds the damage
+    dilate: int | None = None  # None: 0 for given masks, DETECTED_DILATE for detected ones
     output_format: str | None = None
     jpeg_quality: int = 95
     overwrite: bool = False
@@ -37,6 +42,18 @@ class ImagesOptions:
     report: Path | None = None
     save_masks: Path | None = None
     compare: Path | None = None
+    batch_size: int = 4
+    prefetch: int = 8
+
+
+@dataclass
+class DetectOptions:
+    """Everything ``restore detect`` can be told, with the CLI's defaults."""
+
+    overlay: Path | None = None
+    overwrite: bool = False
+    shard: str | None = None
+    report: Path | None = None
     batch_size: int = 4
     prefetch: int = 8
 
@@ -78,7 +95,7 @@ class Summary:
 class _Loaded:
     job: Job
     picture: Picture
-    mask: np.ndarray
+    mask: np.ndarray | None  # None until the detector has run
     seconds: float
 
 
@@ -90,36 +107,49 @@ def grow_mask(mask: np.ndarray, pixels: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), kernel) > 0
 
 
-def _load(job: Job, options: ImagesOptions) -> _Loaded:
+def _load(job: Job, dilate: int, need_mask: bool) -> _Loaded:
     start = time.perf_counter()
     picture = read_image(job.source)
-    if job.mask is None:
-        raise ImageError("no mask for this image (give --masks; the damage detector is not built yet)")
-    mask = grow_mask(read_mask(job.mask, picture.size), options.dilate)
+    mask = None
+    if job.mask is not None:
+        mask = grow_mask(read_mask(job.mask, picture.size), dilate)
+    elif need_mask:
+        raise ImageError("no mask for this image and no detector to find the damage")
     return _Loaded(job, picture, mask, time.perf_counter() - start)
 
 
-def _prefetch(jobs: list[Job], options: ImagesOptions,
+def _prefetch(jobs: list[Job], load: Callable[[Job], _Loaded], prefetch: int,
               pool: ThreadPoolExecutor) -> Iterator[tuple[Job, Future]]:
-    """Yield (job, future) in order while up to ``options.prefetch`` decodes run ahead."""
+    """Yield (job, future) in order while up to ``prefetch`` decodes run ahead."""
     pending: list[tuple[Job, Future]] = []
     it = iter(jobs)
     for job in it:
-        pending.append((job, pool.submit(_load, job, options)))
-        if len(pending) >= options.prefetch:
+        pending.append((job, pool.submit(load, job)))
+        if len(pending) >= prefetch:
             break
     while pending:
         yield pending.pop(0)
         nxt = next(it, None)
         if nxt is not None:
-            pending.append((nxt, pool.submit(_load, nxt, options)))
+            pending.append((nxt, pool.submit(load, nxt)))
 
 
-def _write(item: _Loaded, pixels: np.ndarray, options: ImagesOptions, compute_seconds: float,
-           inpainter: Inpainter) -> FileResult:
+def _copy_unchanged(item: _Loaded) -> None:
+    """Nothing to repair and the same format out: the file's own bytes, not a re-encode."""
+    with atomic_output(item.job.output) as tmp:
+        shutil.copyfile(item.job.source, tmp)
+
+
+def _write_repaired(item: _Loaded, pixels: np.ndarray | None, options: ImagesOptions, compute_seconds: float,
+                    names: tuple[str, str]) -> FileResult:
     start = time.perf_counter()
-    write_image(item.job.output, replace(item.picture, pixels=pixels),
-                format=options.output_format, jpeg_quality=options.jpeg_quality)
+    assert item.mask is not None
+    if pixels is None:
+        _copy_unchanged(item)
+        pixels = item.picture.pixels
+    else:
+        write_image(item.job.output, replace(item.picture, pixels=pixels),
+                    format=options.output_format, jpeg_quality=options.jpeg_quality)
     if options.save_masks is not None:
         write_mask(options.save_masks / item.job.relative.with_suffix(".png"), item.mask)
     if options.compare is not None:
@@ -129,30 +159,33 @@ def _write(item: _Loaded, pixels: np.ndarray, options: ImagesOptions, compute_se
         path=str(item.job.source), output=str(item.job.output), status="ok",
         damaged_percent=round(100.0 * float(item.mask.mean()), 3),
         seconds=round(item.seconds + compute_seconds + time.perf_counter() - start, 3),
-        model=inpainter.model_name, device=str(inpainter.device),
+        model=names[0], device=names[1],
     )
 
 
-def restore_images(
-    source: str,
-    out_dir: Path,
-    inpainter: Inpainter,
-    options: ImagesOptions | None = None,
-    on_result: Callable[[FileResult], None] | None = None,
-    on_plan: Callable[[int], None] | None = None,
-) -> Summary:
-    """Repair every image that ``source`` names into ``out_dir``; see the module docstring.
+def _write_detected(item: _Loaded, options: DetectOptions, compute_seconds: float,
+                    names: tuple[str, str]) -> FileResult:
+    start = time.perf_counter()
+    assert item.mask is not None
+    write_mask(item.job.output, item.mask)
+    if options.overlay is not None:
+        write_overlay(options.overlay / item.job.relative.with_suffix(".png"), item.picture.pixels, item.mask)
+    return FileResult(
+        path=str(item.job.source), output=str(item.job.output), status="ok",
+        damaged_percent=round(100.0 * float(item.mask.mean()), 3),
+        seconds=round(item.seconds + compute_seconds + time.perf_counter() - start, 3),
+        model=names[0], device=names[1],
+    )
 
-    Raises ``UsageError`` (before touching any file) for bad arguments.
-    """
-    options = options or ImagesOptions()
+
+def _run(jobs: list[Job], overwrite: bool, report_path: Path | None, batch_size: int, prefetch: int,
+         load: Callable[[Job], _Loaded], compute: Callable[[list[_Loaded]], list],
+         write: Callable[[_Loaded, object, float], FileResult], names: tuple[str, str],
+         on_result: Callable[[FileResult], None] | None) -> Summary:
+    """The shared skeleton: skip done outputs, prefetch reads, compute in chunks, write behind."""
     started = time.perf_counter()
-    jobs = plan_jobs(source, out_dir, masks=options.masks, output_format=options.output_format,
-                     shard=options.shard)
-    if on_plan:
-        on_plan(len(jobs))
     summary = Summary()
-    report = open(options.report, "w") if options.report else None  # noqa: SIM115
+    report = open(report_path, "w") if report_path else None  # noqa: SIM115
 
     def record(result: FileResult) -> None:
         summary.results.append(result)
@@ -164,12 +197,11 @@ def restore_images(
 
     def fail(job: Job, error: BaseException, seconds: float = 0.0) -> None:
         record(FileResult(str(job.source), str(job.output), "failed", error=str(error) or repr(error),
-                          seconds=round(seconds, 3), model=inpainter.model_name,
-                          device=str(inpainter.device)))
+                          seconds=round(seconds, 3), model=names[0], device=names[1]))
 
     todo = []
     for job in jobs:
-        if job.output.exists() and not options.overwrite:
+        if job.output.exists() and not overwrite:
             record(FileResult(str(job.source), str(job.output), "skipped"))
         else:
             todo.append(job)
@@ -185,24 +217,24 @@ def restore_images(
                     return
                 start = time.perf_counter()
                 try:
-                    outputs = inpainter.repair([c.picture.pixels for c in chunk], [c.mask for c in chunk])
+                    outputs = compute(chunk)
                 except Exception as exc:  # noqa: BLE001 - one bad batch must not end the run
                     for c in chunk:
                         fail(c.job, exc)
                     chunk.clear()
                     return
                 share = (time.perf_counter() - start) / len(chunk)
-                for c, pixels in zip(chunk, outputs, strict=True):
-                    writes.append((c.job, writers.submit(_write, c, pixels, options, share, inpainter)))
+                for c, out in zip(chunk, outputs, strict=True):
+                    writes.append((c.job, writers.submit(write, c, out, share)))
                 chunk.clear()
                 _drain(writes, record, fail, block=False)
 
-            for job, future in _prefetch(todo, options, readers):
+            for job, future in _prefetch(todo, load, prefetch, readers):
                 try:
                     chunk.append(future.result())
                 except (ImageError, OSError, ValueError, MemoryError) as exc:
                     fail(job, exc)
-                if len(chunk) >= options.batch_size:
+                if len(chunk) >= batch_size:
                     flush()
             flush()
             _drain(writes, record, fail, block=True)
@@ -211,6 +243,88 @@ def restore_images(
             report.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _find_damage(chunk: list[_Loaded], detector: Detector, dilate: int) -> None:
+    """Fill in the masks the files did not come with."""
+    todo = [c for c in chunk if c.mask is None]
+    if todo:
+        for c, mask in zip(todo, detector.detect([c.picture.pixels for c in todo]), strict=True):
+            c.mask = grow_mask(mask, dilate)
+
+
+def restore_images(
+    source: str,
+    out_dir: Path,
+    inpainter: Inpainter,
+    options: ImagesOptions | None = None,
+    on_result: Callable[[FileResult], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
+    detector: Detector | None = None,
+) -> Summary:
+    """Repair every image that ``source`` names into ``out_dir``; see the module docstring.
+
+    Masks come from ``options.masks`` or, for images without one, from ``detector``.
+    Raises ``UsageError`` (before touching any file) for bad arguments.
+    """
+    options = options or ImagesOptions()
+    jobs = plan_jobs(source, out_dir, masks=options.masks, output_format=options.output_format,
+                     shard=options.shard)
+    if on_plan:
+        on_plan(len(jobs))
+    given_dilate = options.dilate if options.dilate is not None else 0
+    found_dilate = options.dilate if options.dilate is not None else DETECTED_DILATE
+    same_format = options.output_format is None
+    names = _names(inpainter, detector)
+
+    def compute(chunk: list[_Loaded]) -> list[np.ndarray | None]:
+        if detector is not None:
+            _find_damage(chunk, detector, found_dilate)
+        todo = [c for c in chunk if c.mask.any() or not same_format]  # type: ignore[union-attr]
+        repaired = inpainter.repair([c.picture.pixels for c in todo], [c.mask for c in todo])
+        by_id = {id(c): r for c, r in zip(todo, repaired, strict=True)}
+        return [by_id.get(id(c)) for c in chunk]
+
+    return _run(
+        jobs, options.overwrite, options.report, options.batch_size, options.prefetch,
+        load=lambda job: _load(job, given_dilate, need_mask=detector is None), compute=compute,
+        write=lambda item, pixels, secs: _write_repaired(item, pixels, options, secs, names),
+        names=names, on_result=on_result,
+    )
+
+
+def detect_images(
+    source: str,
+    out_dir: Path,
+    detector: Detector,
+    options: DetectOptions | None = None,
+    on_result: Callable[[FileResult], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
+) -> Summary:
+    """A damage mask (PNG, white = damage) for every image ``source`` names, mirrored under ``out_dir``."""
+    options = options or DetectOptions()
+    jobs = plan_jobs(source, out_dir, output_format="png", shard=options.shard)
+    if on_plan:
+        on_plan(len(jobs))
+
+    def compute(chunk: list[_Loaded]) -> list[None]:
+        _find_damage(chunk, detector, 0)
+        return [None] * len(chunk)
+
+    names = (f"detector:{detector.model_name}", str(detector.device))
+    return _run(
+        jobs, options.overwrite, options.report, options.batch_size, options.prefetch,
+        load=lambda job: _load(job, 0, need_mask=False), compute=compute,
+        write=lambda item, _, secs: _write_detected(item, options, secs, names),
+        names=names, on_result=on_result,
+    )
+
+
+def _names(inpainter: Inpainter, detector: Detector | None) -> tuple[str, str]:
+    model = inpainter.model_name
+    if detector is not None:
+        model += f"+detector:{detector.model_name}"
+    return model, str(inpainter.device)
 
 
 def _drain(writes: list[tuple[Job, Future]], record: Callable[[FileResult], None],

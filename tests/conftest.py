@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from restore.detect.model import DamageNet, DetectorConfig
+from restore.detect.weights import export_detector
 from restore.model.generator import GeneratorConfig, InpaintGenerator
 from restore.model.weights import export_generator
 
@@ -22,6 +24,17 @@ def tiny_model(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
     export_generator(InpaintGenerator(GeneratorConfig(base_channels=8, blocks=1)), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_detector(tmp_path_factory) -> Path:
+    """A randomly initialised, very small damage detector saved in the shipped file format."""
+    import torch
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("detector") / "tiny-detect.pt"
+    export_detector(DamageNet(DetectorConfig(widths=(8, 8, 8))), path)
     return path
 
 

@@ -212,17 +212,20 @@ def test_killed_run_resumes_to_the_same_outputs(tmp_path, tiny_model, photo):
     interrupted = tmp_path / "interrupted"
     proc = subprocess.Popen([c.replace("OUT", str(interrupted)) for c in cmd])
     deadline = time.time() + 60
-    while time.time() < deadline and len(list(interrupted.glob("*.png"))) < 3:
+    def finals() -> list[str]:  # glob("*.png") also matches hidden temp files
+        return sorted(p.name for p in interrupted.glob("*.png") if not p.name.startswith("."))
+
+    while time.time() < deadline and len(finals()) < 3:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    finished_before_kill = len(list(interrupted.glob("*.png")))
+    finished_before_kill = len(finals())
     leftovers = [p.name for p in interrupted.iterdir() if p.name.startswith(".")]
     subprocess.run([c.replace("OUT", str(interrupted)) for c in cmd], check=True)
     assert 0 < finished_before_kill < 40  # killed mid-batch, not before or after
     clean = sorted(p.name for p in (tmp_path / "clean").iterdir())
     assert len(clean) == 40
-    assert sorted(p.name for p in interrupted.glob("*.png")) == clean
+    assert finals() == clean
     for name in clean:
         assert (interrupted / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
     # A temp file may survive a SIGKILL, but only under a hidden temp name, never a final one.

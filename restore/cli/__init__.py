@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from restore.cli.detect import detect_command
 from restore.cli.eval import eval_command
 from restore.cli.images import images_command
 from restore.cli.train import train_command
@@ -15,6 +16,7 @@ def main() -> None:
     """Repair damaged photos, scans and video with a GAN inpainting model, offline."""
 
 
+main.add_command(detect_command)
 main.add_command(eval_command)
 main.add_command(images_command)
 main.add_command(train_command)

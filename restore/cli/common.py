@@ -32,6 +32,30 @@ def device_options(func: Callable) -> Callable:
     return functools.wraps(func)(func)
 
 
+def detector_options(func: Callable) -> Callable:
+    """--detector, --sensitivity."""
+    options = [
+        click.option("--detector", default=None, metavar="PATH",
+                     help="Damage detector weights (default: the detector shipped with restore)."),
+        click.option("--sensitivity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+                     help="Higher finds fainter damage but flags more that is not; lower the opposite."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return functools.wraps(func)(func)
+
+
+def make_detector(model: str | None, device: str, sensitivity: float, batch_size: int):
+    """Load the detector once, turning a bad --detector or --device into a usage error (exit 2)."""
+    from restore.detect.detector import Detector
+    from restore.model.weights import WeightsError
+
+    try:
+        return Detector(model, device=device, sensitivity=sensitivity, batch_size=batch_size)
+    except (WeightsError, ValueError) as exc:
+        fail_usage(str(exc))
+
+
 def make_inpainter(model: str | None, device: str, precision: str, batch_size: int, tile: int):
     """Load the model once, turning a bad --model or --device into a usage error (exit 2)."""
     from restore.inpaint.engine import Inpainter

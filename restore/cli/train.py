@@ -1,4 +1,4 @@
-"""``restore train``: train or fine-tune the inpainting GAN on a folder of clean photos.
+"""``restore train``: train or fine-tune the inpainting GAN, or the damage detector, on a folder of photos.
 
 Also runs as one process per GPU under torchrun; see the command's help.
 """
@@ -16,6 +16,12 @@ Several GPUs, one process each (DistributedDataParallel):
 --batch-size is then per GPU. Rank 0 writes the checkpoint, model, samples and
 metrics, in the same format as a one-device run, so either resumes the other.""")
 @click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--task", type=click.Choice(["inpaint", "detect"]), default="inpaint", show_default=True,
+              help="inpaint: the repair GAN. detect: the damage detector (synthetic damage on DATA, "
+                   "plus your own masks with --labels).")
+@click.option("--labels", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="--task detect only: masks of real damage for photos in DATA, matched by relative "
+                   "path and stem (white = damage).")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the trained model (EMA weights, updated at every checkpoint).")
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -25,8 +31,9 @@ metrics, in the same format as a one-device run, so either resumes the other."""
               help="Fine-tune from a model: a path, or 'default' for the shipped one.")
 @click.option("--steps", type=int, default=100_000, show_default=True)
 @click.option("--minutes", type=float, default=None, help="Stop after this much time.")
-@click.option("--batch-size", type=int, default=8, show_default=True,
-              help="Crops per step, per process: under torchrun each GPU takes this many.")
+@click.option("--batch-size", type=int, default=None,
+              help="Crops per step, per process: under torchrun each GPU takes this many. "
+                   "[default: 8 inpaint, 16 detect]")
 @click.option("--crop", type=int, default=256, show_default=True, help="Training crop side.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
 @click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
@@ -41,11 +48,16 @@ metrics, in the same format as a one-device run, so either resumes the other."""
               help="Generator depth in FFC residual blocks [default: 6]. Same rule as --base-channels.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
-def train_command(data: Path, out: Path, work_dir: Path | None, resume: bool, init: str | None,
-                  steps: int, minutes: float | None, batch_size: int, crop: int, device: str,
+def train_command(data: Path, task: str, labels: Path | None, out: Path, work_dir: Path | None,
+                  resume: bool, init: str | None,
+                  steps: int, minutes: float | None, batch_size: int | None, crop: int, device: str,
                   checkpoint_minutes: float, sample_every: int, log_every: int,
                   base_channels: int | None, blocks: int | None, seed: int, quiet: bool) -> None:
-    """Train the inpainting GAN on DATA, a folder of clean photos (masks are synthesised)."""
+    """Train the inpainting GAN (or, with --task detect, the damage detector) on DATA, a folder of photos.
+
+    Inpainting: DATA holds clean photos; masks are synthesised. Detection: synthetic damage is
+    painted over DATA's photos; --labels adds your own masks of real damage.
+    """
     from restore.inpaint.device import pick_device
     from restore.model.generator import GeneratorConfig
     from restore.model.weights import default_weights_path
@@ -57,6 +69,13 @@ def train_command(data: Path, out: Path, work_dir: Path | None, resume: bool, in
         raise click.BadParameter("must be a multiple of 8", param_hint="--crop")
     init_path = default_weights_path() if init == "default" else (Path(init) if init else None)
     shape = {k: v for k, v in {"base_channels": base_channels, "blocks": blocks}.items() if v is not None}
+    if labels is not None and task != "detect":
+        raise click.BadParameter("only with --task detect", param_hint="--labels")
+    if task == "detect":
+        _train_detector(data, labels, out, work_dir, resume, init, steps, minutes, batch_size or 16, crop,
+                        pick_device(device), checkpoint_minutes, sample_every, log_every, seed, quiet)
+        return
+    batch_size = batch_size or 8
     dev = distributed.local_device(pick_device(device))  # cuda:LOCAL_RANK under torchrun
     cfg = TrainConfig(
         data=data, out=out, work_dir=work_dir or out.with_name(out.stem + "-train"),
@@ -73,3 +92,26 @@ def train_command(data: Path, out: Path, work_dir: Path | None, resume: bool, in
         distributed.cleanup()
     if not quiet:
         click.echo(f"model written to {out}", err=True)
+
+
+def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path | None, resume: bool,
+                    init: str | None, steps: int, minutes: float | None, batch_size: int, crop: int,
+                    device: object, checkpoint_minutes: float, sample_every: int, log_every: int,
+                    seed: int, quiet: bool) -> None:
+    from restore.detect.train import DetectTrainConfig, train_detector
+    from restore.detect.weights import default_detector_path
+    from restore.train.progress import TrainProgress
+
+    if crop % 16:
+        raise click.BadParameter("must be a multiple of 16 for the detector", param_hint="--crop")
+    init_path = default_detector_path() if init == "default" else (Path(init) if init else None)
+    cfg = DetectTrainConfig(
+        data=data, out=out, work_dir=work_dir or out.with_name(out.stem + "-train"), labels=labels,
+        resume=resume, init=init_path, steps=steps, minutes=minutes, batch_size=batch_size, crop=crop,
+        device=str(device), seed=seed, checkpoint_minutes=checkpoint_minutes, sample_every=sample_every,
+        log_every=log_every,
+    )
+    with TrainProgress(total_steps=steps, quiet=quiet) as progress:
+        train_detector(cfg, on_log=progress.update)
+    if not quiet:
+        click.echo(f"detector written to {out}", err=True)

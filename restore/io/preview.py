@@ -27,16 +27,27 @@ def write_mask(path: Path, mask: np.ndarray) -> None:
             raise OSError(f"cannot write {path}")
 
 
+def write_overlay(path: Path, pixels: np.ndarray, mask: np.ndarray) -> None:
+    """The picture with the mask tinted red, for checking detections at a glance. Long side capped."""
+    rgb = _display_rgb(pixels).copy()
+    rgb[mask] = (0.45 * rgb[mask] + np.array([140, 0, 0])).astype(np.uint8)
+    _write_preview(path, rgb)
+
+
 def write_comparison(path: Path, before: np.ndarray, after: np.ndarray, mask: np.ndarray) -> None:
     """Side by side: before with the repaired area outlined in red | after. Long side capped."""
     left = _display_rgb(before).copy()
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     thickness = max(1, max(mask.shape) // 800)
     cv2.drawContours(left, contours, -1, (255, 0, 0), thickness)
-    pair = np.concatenate([left, _display_rgb(after)], axis=1)
-    scale = PREVIEW_SIDE / max(pair.shape[:2])
+    _write_preview(path, np.concatenate([left, _display_rgb(after)], axis=1))
+
+
+def _write_preview(path: Path, rgb: np.ndarray) -> None:
+    """An RGB picture as a PNG with its long side capped at PREVIEW_SIDE."""
+    scale = PREVIEW_SIDE / max(rgb.shape[:2])
     if scale < 1:
-        pair = cv2.resize(pair, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     with atomic_output(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(pair, cv2.COLOR_RGB2BGR)):
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
             raise OSError(f"cannot write {path}")

@@ -27,23 +27,32 @@ class WeightsError(Exception):
     """The weights file is missing, unreadable or not a restore model."""
 
 
+def read_weights(path: Path, fmt: str, what: str, checkpoint_key: str) -> tuple[dict, dict]:
+    """(config, fp32 state dict) from an exported weights file of format ``fmt``, checked.
+
+    A training checkpoint (it holds ``checkpoint_key``) is refused with a pointer to the export:
+    for the generator, its EMA weights carry the live model's BatchNorm statistics.
+    """
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise WeightsError(f"{what} file not found: {path}") from exc
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
+        raise WeightsError(f"cannot read {what} {path}: {exc}") from exc
+    if isinstance(blob, dict) and checkpoint_key in blob:
+        raise WeightsError(f"{path} is a training checkpoint; use the model `restore train --out` wrote")
+    if not isinstance(blob, dict) or blob.get("format") != fmt:
+        raise WeightsError(f"{path} is not a restore {what}")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+    return blob["config"], state
+
+
 def load_generator(path: str | os.PathLike | None = None,
                    device: str | torch.device = "cpu") -> InpaintGenerator:
     """Build the generator described by a weights file and load it, in eval mode."""
     path = Path(path) if path is not None else default_weights_path()
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise WeightsError(f"model file not found: {path}") from exc
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
-        raise WeightsError(f"cannot read model {path}: {exc}") from exc
-    if isinstance(blob, dict) and "generator_ema" in blob:
-        # Its EMA weights carry the live model's BatchNorm statistics; only the export fixes them.
-        raise WeightsError(f"{path} is a training checkpoint; use the model `restore train --out` wrote")
-    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
-        raise WeightsError(f"{path} is not a restore inpainting model")
-    model = InpaintGenerator(GeneratorConfig(**blob["config"]))
-    state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+    config, state = read_weights(path, WEIGHTS_FORMAT, "inpainting model", "generator_ema")
+    model = InpaintGenerator(GeneratorConfig(**config))
     model.load_state_dict(state)
     return model.eval().to(device)
 

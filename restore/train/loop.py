@@ -72,7 +72,7 @@ def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
         e.copy_(b)
 
 
-class _StopRequest:
+class StopRequest:
     """First Ctrl-C or SIGTERM: finish the step, write a checkpoint, return. Second: stop at once.
 
     Only in a single process on the main thread; under torchrun the launcher owns signals.
@@ -221,7 +221,7 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
     window_start, window_images = time.monotonic(), 0
     generator.train()
     discriminator.train()
-    stop = _StopRequest()
+    stop = StopRequest()
     while step < cfg.steps and not stop.requested:
         out_of_time = cfg.minutes is not None and time.monotonic() - run_start > cfg.minutes * 60
         if cfg.minutes is not None and distributed.rank0_decides(out_of_time, device):

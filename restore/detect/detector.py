@@ -1,0 +1,88 @@
+"""Finding damage in whole photos: the network applied at full resolution, in tiles.
+
+``Detector.detect`` takes images (uint8 or uint16, 1-4 channels) and returns one boolean
+mask per image, the same size. Large images are cut into tiles with a margin of context
+that is thrown away afterwards, so tile borders leave no seams and memory stays bounded
+whatever the scan's size. Tiles of equal shape from all images share a batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from restore.detect.weights import load_detector
+from restore.inpaint.composite import to_colour
+from restore.inpaint.device import cpu_has_fast_bf16, pick_device
+from restore.inpaint.windows import Box
+
+
+def sensitivity_threshold(sensitivity: float) -> float:
+    """Probability above which a pixel is damage: sensitivity 0.5 is the model's own 50%."""
+    return float(np.clip(1.0 - sensitivity, 0.02, 0.98))
+
+
+def core_tiles(height: int, width: int, core: int) -> list[Box]:
+    """Non-overlapping boxes of side at most ``core`` covering the image."""
+    return [Box(y, x, min(height, y + core), min(width, x + core))
+            for y in range(0, height, core) for x in range(0, width, core)]
+
+
+class Detector:
+    """A loaded damage detector plus how to apply it; no per-image state survives a call."""
+
+    def __init__(self, model: str | Path | None = None, device: str = "auto", precision: str = "auto",
+                 sensitivity: float = 0.5, tile: int = 1024, margin: int = 32, batch_size: int = 4) -> None:
+        self.device = pick_device(device)
+        if precision == "auto":
+            precision = "fp16" if self.device.type in {"cuda", "mps"} else (
+                "bf16" if cpu_has_fast_bf16() else "fp32")
+        self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        self.model = load_detector(model, self.device).to(memory_format=torch.channels_last)
+        if self.dtype == torch.float16:
+            self.model.half()
+        self.threshold = sensitivity_threshold(sensitivity)
+        self.tile, self.margin = tile, margin
+        self.batch_size = max(1, batch_size)
+        self.model_name = str(model) if model else "default"
+
+    @torch.inference_mode()
+    def probabilities(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Per-pixel damage probability (float32 H x W) for each image."""
+        core = self.tile - 2 * self.margin
+        multiple = self.model.multiple
+        work: dict[tuple[int, int], list[tuple[int, Box, Box, np.ndarray]]] = {}
+        colours = [to_colour(img) for img in images]
+        outputs = [np.zeros(img.shape[:2], np.float32) for img in images]
+        for i, colour in enumerate(colours):
+            h, w = colour.shape[:2]
+            for box in core_tiles(h, w, core):
+                window = Box(max(0, box.y0 - self.margin), max(0, box.x0 - self.margin),
+                             min(h, box.y1 + self.margin), min(w, box.x1 + self.margin))
+                crop = colour[window.slices]
+                work.setdefault(crop.shape[:2], []).append((i, box, window, crop))
+        for (h, w), items in work.items():
+            ph, pw = (-h) % multiple, (-w) % multiple
+            for start in range(0, len(items), self.batch_size):
+                chunk = items[start : start + self.batch_size]
+                x = torch.from_numpy(np.stack([c[3] for c in chunk])).permute(0, 3, 1, 2)
+                if ph or pw:
+                    # Reflect needs the pad smaller than the side; replicate covers tiny images.
+                    mode = "reflect" if ph < h and pw < w else "replicate"
+                    x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
+                io_dtype = torch.float16 if self.dtype == torch.float16 else torch.float32
+                x = (x * 2 - 1).to(self.device, io_dtype).contiguous(memory_format=torch.channels_last)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                    enabled=self.dtype == torch.bfloat16):
+                    prob = torch.sigmoid(self.model(x).float())[:, 0, :h, :w].cpu().numpy()
+                for (i, box, window, _), p in zip(chunk, prob, strict=True):
+                    inner = Box(box.y0 - window.y0, box.x0 - window.x0,
+                                box.y1 - window.y0, box.x1 - window.x0)
+                    outputs[i][box.slices] = p[inner.slices]
+        return outputs
+
+    def detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Boolean damage mask for each image (True = repair)."""
+        return [p > self.threshold for p in self.probabilities(images)]

@@ -1,0 +1,324 @@
+"""Synthetic damage painted over clean photos: the detector's training data and its exam.
+
+Each damage type is drawn as a coverage map (how much of each pixel the damage hides) and
+a colour layer, and blended over the photo; the label is where coverage is substantial.
+The shapes follow what scanned prints, negatives and film actually carry: scratches and
+hairlines (bright or dark, straight or curved), dust and specks, hairs, creases with a
+cracked-emulsion line, torn or missing corners (paper-white or black), stains with soft
+borders, and solid-filled holes.
+
+Hard negatives are drawn too, *unlabelled* and *before* the photo's own blur and noise, so
+they look like part of the scene: power lines and branches, text, stars. The detector has
+to learn that damage sits on top of the picture (sharper, flatter, other colour) while a
+thin dark line that shares the photo's blur is content. Scan blur, grain and JPEG go on
+last, over everything, as a scanner would add them.
+
+All randomness comes from the ``numpy.random.Generator`` passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+DAMAGE_TYPES = ("scratch", "dust", "hair", "crease", "tear", "stain", "hole")
+LABEL_COVERAGE = 0.35  # coverage above which a pixel counts as damaged
+
+Layer = tuple[np.ndarray, np.ndarray]  # (coverage H x W float32 in [0, 1], colour H x W x 3)
+
+
+def _tone(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Damage colour: mostly near-white or near-black, sometimes a grey or a tint."""
+    r = rng.random()
+    if r < 0.45:
+        base = np.full(3, rng.uniform(0.82, 1.0))
+    elif r < 0.85:
+        base = np.full(3, rng.uniform(0.0, 0.18))
+    else:
+        base = rng.uniform(0.0, 1.0, 3)
+    return np.broadcast_to(base.astype(np.float32), (h, w, 3)).copy()
+
+
+def _curve(rng: np.random.Generator, h: int, w: int, length: float, bend: float,
+           points: int = 32) -> np.ndarray:
+    x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
+    angle = rng.uniform(0, np.pi)
+    t = np.linspace(-0.5, 0.5, points)
+    wobble = np.cumsum(rng.normal(0, 0.002, points)) * length
+    xs = x0 + t * length * np.cos(angle) - (bend * length * t**2 + wobble) * np.sin(angle)
+    ys = y0 + t * length * np.sin(angle) + (bend * length * t**2 + wobble) * np.cos(angle)
+    return np.stack([xs, ys], 1)
+
+
+def _draw_polyline(cov: np.ndarray, pts: np.ndarray, width: int, value: float = 1.0) -> None:
+    shift = 4  # sub-pixel precision for smooth anti-aliased curves
+    cv2.polylines(cov, [np.round(pts * (1 << shift)).astype(np.int32)], False, value, max(1, width),
+                  lineType=cv2.LINE_AA, shift=shift)
+
+
+def _soften(cov: np.ndarray, rng: np.random.Generator, max_sigma: float) -> np.ndarray:
+    sigma = rng.uniform(0.0, max_sigma)
+    return cv2.GaussianBlur(cov, (0, 0), sigma) if sigma > 0.2 else cov
+
+
+def scratch(h: int, w: int, rng: np.random.Generator, scale: float) -> Layer:
+    """Long hairlines across much of the frame; several, parallel-ish as film scratches run."""
+    cov = np.zeros((h, w), np.float32)
+    for _ in range(int(rng.integers(1, 6))):
+        width = max(1, int(round(rng.choice([1, 1, 1, 2, 2, 3, 4]) * max(1.0, scale * rng.uniform(0.6, 1)))))
+        pts = _curve(rng, h, w, rng.uniform(0.2, 1.3) * max(h, w), rng.normal(0, 0.12))
+        layer = np.zeros_like(cov)
+        _draw_polyline(layer, pts, width)
+        if rng.random() < 0.4:  # broken scratch: gaps along its length
+            layer *= cv2.resize(rng.random((8, 8)).astype(np.float32), (w, h)) > 0.3
+        cov = np.maximum(cov, layer * rng.uniform(0.55, 1.0))
+    return _soften(cov, rng, 0.8), _tone(rng, h, w)
+
+
+def dust(h: int, w: int, rng: np.random.Generator, scale: float) -> Layer:
+    """Specks and blobs, a heavy-tailed size mix: many tiny, a few large."""
+    cov = np.zeros((h, w), np.float32)
+    colour = _tone(rng, h, w)
+    for _ in range(int(rng.integers(5, 80))):
+        r = max(1.0, rng.pareto(2.2) * 1.5 * scale + 0.6)
+        centre = (rng.uniform(0, w), rng.uniform(0, h))
+        axes = (r, max(0.6, r * rng.uniform(0.35, 1.0)))
+        s = 16
+        cv2.ellipse(cov, (round(centre[0] * s), round(centre[1] * s)),
+                    (round(axes[0] * s), round(axes[1] * s)),
+                    rng.uniform(0, 180), 0, 360, float(rng.uniform(0.6, 1.0)), -1, cv2.LINE_AA, 4)
+    if rng.random() < 0.3:  # some specks the other way (dark dust on a print, bright on a negative)
+        flip = (rng.random((h, w)) < 0.5).astype(np.float32)
+        colour = colour * (1 - flip[..., None]) + (1 - colour) * flip[..., None]
+    return _soften(cov, rng, 0.7), colour
+
+
+def hair(h: int, w: int, rng: np.random.Generator, scale: float) -> Layer:
+    """Short curly fibres, one or two pixels wide."""
+    cov = np.zeros((h, w), np.float32)
+    for _ in range(int(rng.integers(1, 6))):
+        pts = [np.array([rng.uniform(0, w), rng.uniform(0, h)])]
+        angle, turn = rng.uniform(0, 2 * np.pi), rng.normal(0, 0.15)
+        for _ in range(int(rng.integers(10, 40))):
+            turn = 0.8 * turn + rng.normal(0, 0.12)
+            angle += turn
+            step = rng.uniform(2, 5) * scale
+            pts.append(pts[-1] + step * np.array([np.cos(angle), np.sin(angle)]))
+        _draw_polyline(cov, np.array(pts), int(rng.choice([1, 1, 2])), float(rng.uniform(0.6, 1.0)))
+    return _soften(cov, rng, 0.6), _tone(rng, h, w)
+
+
+def crease(h: int, w: int, rng: np.random.Generator, scale: float) -> Layer:
+    """A fold: a jagged cracked-emulsion line (labelled) with shading beside it (not labelled)."""
+    pts = _curve(rng, h, w, 2.0 * max(h, w), rng.normal(0, 0.05), points=64)
+    pts += rng.normal(0, 0.6 * scale, pts.shape)
+    cov = np.zeros((h, w), np.float32)
+    _draw_polyline(cov, pts, max(1, int(round(rng.uniform(1, 3.5) * scale))), float(rng.uniform(0.7, 1.0)))
+    colour = np.broadcast_to(np.float32(rng.uniform(0.8, 1.0)), (h, w, 3)).copy()  # paper shows through
+    return _soften(cov, rng, 0.6), colour
+
+
+def crease_shading(h: int, w: int, cov: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Multiplicative light/dark band along a crease: a fold is not flat. Not damage to repair."""
+    band = cv2.GaussianBlur((cov > 0.1).astype(np.float32), (0, 0), rng.uniform(3, 10))
+    band /= max(float(band.max()), 1e-6)
+    return 1.0 + rng.uniform(-0.25, 0.2) * band
+
+
+def _paper(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 0.65:
+        base = rng.uniform(0.8, 1.0) * np.array([1.0, rng.uniform(0.95, 1.0), rng.uniform(0.85, 1.0)])
+    else:
+        base = np.full(3, rng.uniform(0.0, 0.12))
+    grain = cv2.GaussianBlur(rng.normal(0, 0.03, (h, w)).astype(np.float32), (0, 0), 1.2)
+    return np.clip(base[None, None, :] + grain[..., None], 0, 1).astype(np.float32)
+
+
+def tear(h: int, w: int, rng: np.random.Generator, scale: float) -> Layer:
+    """A missing corner or edge bite with a ragged border, paper-white or black behind it."""
+    cov = np.zeros((h, w), np.float32)
+    corner = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)[int(rng.integers(0, 4))]
+    size = rng.uniform(0.1, 0.45) * min(h, w)
+    angles = np.linspace(0, np.pi / 2, 24)
+    radius = size * (1 + np.cumsum(rng.normal(0, 0.06, angles.size)))
+    quadrant = np.arctan2(h / 2 - corner[1], w / 2 - corner[0]) - np.pi / 4
+    pts = corner + np.stack([np.cos(angles + quadrant), np.sin(angles + quadrant)], 1) * radius[:, None]
+    pts += rng.normal(0, 1.5 * scale, pts.shape)
+    poly = np.concatenate([corner[None], pts]).round().astype(np.int32)
+    cv2.fillPoly(cov, [poly], 1.0, cv2.LINE_AA)
+    return _soften(cov, rng, 0.8), _paper(h, w, rng)
+
+
+def stain(h: int, w: int, rng: np.random.Generator, scale: float) -> Layer:
+    """A water or chemical stain: soft-bordered blotch with a tint, often a darker rim."""
+    noise = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), rng.uniform(8, 25) * scale)
+    noise = (noise - noise.mean()) / (noise.std() + 1e-6)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+    r = rng.uniform(0.08, 0.3) * min(h, w)
+    field = 1 - np.hypot((yy - cy) / r, (xx - cx) / (r * rng.uniform(0.6, 1.6))) + 0.25 * noise
+    strength = rng.uniform(0.5, 0.9)
+    cov = np.clip(field * 4, 0, 1) * strength
+    if rng.random() < 0.5:  # tide line
+        cov = np.maximum(cov, np.exp(-(field / 0.04) ** 2) * min(1.0, strength + 0.2))
+    tint = np.array([rng.uniform(0.5, 0.9), rng.uniform(0.35, 0.75), rng.uniform(0.1, 0.45)], np.float32)
+    if rng.random() < 0.3:
+        tint = np.full(3, rng.uniform(0.1, 0.95), np.float32)
+    return cv2.GaussianBlur(cov, (0, 0), 1.5), np.broadcast_to(tint, (h, w, 3)).copy()
+
+
+def hole(h: int, w: int, rng: np.random.Generator, scale: float) -> Layer:
+    """Solid-filled areas: dropouts, blanked regions, burnt-out spots."""
+    cov = np.zeros((h, w), np.float32)
+    for _ in range(int(rng.integers(1, 4))):
+        bw, bh = rng.uniform(0.03, 0.3, 2) * np.array([w, h])
+        x, y = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
+        if rng.random() < 0.5:
+            cv2.rectangle(cov, (int(x), int(y)), (int(x + bw), int(y + bh)), 1.0, -1)
+        else:
+            cv2.ellipse(cov, (int(x + bw / 2), int(y + bh / 2)), (int(bw / 2), int(bh / 2)),
+                        rng.uniform(0, 180), 0, 360, 1.0, -1, cv2.LINE_AA)
+    colour = np.broadcast_to(rng.choice([0.0, 1.0, rng.uniform(0, 1)]) * np.ones(3, np.float32),
+                             (h, w, 3)).copy()
+    if rng.random() < 0.3:
+        colour = np.broadcast_to(rng.uniform(0, 1, 3).astype(np.float32), (h, w, 3)).copy()
+    return cov, colour
+
+
+PAINTERS: dict[str, Callable[[int, int, np.random.Generator, float], Layer]] = {
+    "scratch": scratch, "dust": dust, "hair": hair, "crease": crease, "tear": tear, "stain": stain,
+    "hole": hole,
+}
+TYPE_MIX = {"scratch": 0.25, "dust": 0.22, "hair": 0.1, "crease": 0.1, "tear": 0.1, "stain": 0.1,
+            "hole": 0.13}
+
+
+# -- hard negatives: scene content that looks like damage ------------------------------------------
+
+
+def _negative_lines(img: np.ndarray, rng: np.random.Generator, scale: float) -> None:
+    """Power lines (long, gently sagging) and branches (short, forking), in a scene colour."""
+    h, w = img.shape[:2]
+    cov = np.zeros((h, w), np.float32)
+    if rng.random() < 0.5:
+        for _ in range(int(rng.integers(1, 5))):
+            pts = _curve(rng, h, w, 2.0 * max(h, w), rng.uniform(0.0, 0.1))
+            _draw_polyline(cov, pts, max(1, int(round(rng.uniform(0.7, 2) * scale))))
+    else:
+        stack = [(rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, 2 * np.pi), 3.0 * scale, 0)]
+        while stack:
+            x, y, angle, width, depth = stack.pop()
+            length = rng.uniform(20, 70) * scale / (1 + depth)
+            nx, ny = x + length * np.cos(angle), y + length * np.sin(angle)
+            _draw_polyline(cov, np.array([[x, y], [nx, ny]]), max(1, int(round(width))))
+            if depth < 4:
+                for _ in range(int(rng.integers(1, 3))):
+                    stack.append((nx, ny, angle + rng.normal(0, 0.6), width * 0.7, depth + 1))
+    cov = cv2.GaussianBlur(cov, (0, 0), rng.uniform(0.5, 1.2))  # the scene's own softness
+    colour = np.full(3, rng.uniform(0.0, 0.35), np.float32) * rng.uniform(0.8, 1.2, 3).astype(np.float32)
+    img[:] = img * (1 - cov[..., None]) + colour * cov[..., None]
+
+
+def _negative_text(img: np.ndarray, rng: np.random.Generator, scale: float) -> None:
+    """Signs and captions: thin strokes that belong to the picture."""
+    h, w = img.shape[:2]
+    layer = np.zeros((h, w), np.uint8)
+    words = ["OPEN", "Cafe", "1923", "HOTEL", "Station", "No. 12", "PARIS", "exit", "Bakery", "ROAD"]
+    for _ in range(int(rng.integers(1, 4))):
+        font = int(rng.choice([cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
+                               cv2.FONT_HERSHEY_SCRIPT_SIMPLEX]))
+        size = rng.uniform(0.4, 1.6) * scale
+        org = (int(rng.uniform(0, w * 0.8)), int(rng.uniform(h * 0.1, h)))
+        cv2.putText(layer, str(rng.choice(words)), org, font, size, 255, max(1, int(size * 1.5)), cv2.LINE_AA)
+    layer = cv2.GaussianBlur(layer.astype(np.float32) / 255, (0, 0), rng.uniform(0.4, 1.0))
+    colour = rng.uniform(0, 1, 3).astype(np.float32)
+    img[:] = img * (1 - layer[..., None]) + colour * layer[..., None]
+
+
+def _negative_stars(img: np.ndarray, rng: np.random.Generator, scale: float) -> None:
+    """Point lights on dark areas, blurred like the rest of the photo."""
+    h, w = img.shape[:2]
+    dark = img.mean(2) < 0.25
+    if dark.mean() < 0.05:
+        return
+    layer = np.zeros((h, w), np.float32)
+    ys, xs = np.nonzero(dark)
+    for i in rng.integers(0, len(ys), int(rng.integers(10, 80))):
+        layer[ys[i], xs[i]] = rng.uniform(0.5, 1.0)
+    layer = cv2.GaussianBlur(layer, (0, 0), rng.uniform(0.6, 1.2) * scale)
+    layer = np.clip(layer / max(float(layer.max()), 1e-6) * rng.uniform(0.5, 1), 0, 1)
+    img[:] = img * (1 - layer[..., None]) + layer[..., None]
+
+
+NEGATIVES = (_negative_lines, _negative_text, _negative_stars)
+
+
+# -- the whole picture -------------------------------------------------------------------------------
+
+
+def _age(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Old photos are often monochrome or sepia and faded."""
+    r = rng.random()
+    if r < 0.2:
+        grey = img.mean(2, keepdims=True)
+        img = np.repeat(grey, 3, 2)
+    elif r < 0.35:
+        grey = img.mean(2, keepdims=True)
+        img = grey * np.array([1.07, 0.95, 0.78], np.float32)
+    if rng.random() < 0.3:
+        lo = rng.uniform(0, 0.15)
+        img = lo + img * rng.uniform(0.7, 1.0 - lo)
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+def _scan(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What the scanner or camera adds over everything: softness, grain, JPEG."""
+    if rng.random() < 0.4:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 0.8))
+    if rng.random() < 0.6:
+        img = img + rng.normal(0, rng.uniform(0.003, 0.03), img.shape).astype(np.float32)
+    img = np.clip(img, 0, 1)
+    if rng.random() < 0.5:
+        ok, buf = cv2.imencode(".jpg", (img * 255 + 0.5).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY,
+                                                                           int(rng.integers(60, 96))])
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255
+    return img
+
+
+def paint_damage(photo: np.ndarray, rng: np.random.Generator, types: tuple[str, ...] | None = None,
+                 count: int | None = None, negatives: float = 0.5, scale: float | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Damage a clean RGB uint8 photo.
+
+    Returns (damaged RGB uint8, label H x W bool). ``types`` limits the damage to those
+    types (default: a random mix, sometimes none, so clean photos are seen too); ``count``
+    how many damage layers (default 0-3). ``negatives`` is the chance of drawing scene-like
+    hard negatives first. ``scale`` is pixels per reference pixel (default from the size).
+    """
+    h, w = photo.shape[:2]
+    scale = scale if scale is not None else max(0.5, min(h, w) / 256.0) ** 0.5
+    img = _age(photo.astype(np.float32) / 255.0, rng)
+    if rng.random() < negatives:
+        for painter in rng.permutation(np.array(NEGATIVES, dtype=object))[: int(rng.integers(1, 3))]:
+            painter(img, rng, scale)
+    if types is None:
+        names, probs = list(TYPE_MIX), np.array(list(TYPE_MIX.values()))
+        n = count if count is not None else int(rng.choice([0, 1, 1, 2, 2, 3]))
+        chosen = [str(rng.choice(names, p=probs / probs.sum())) for _ in range(n)]
+    else:
+        n = count if count is not None else 1
+        chosen = [str(rng.choice(types)) for _ in range(n)]
+    label = np.zeros((h, w), bool)
+    for name in chosen:
+        cov, colour = PAINTERS[name](h, w, rng, scale)
+        if name == "crease":
+            img = np.clip(img * crease_shading(h, w, cov, rng)[..., None], 0, 1)
+        if name in {"scratch", "dust", "hair", "hole"} and rng.random() < 0.3:
+            # Damage that only partly hides the picture (a faint scratch) is still damage.
+            cov = cov * rng.uniform(0.6, 0.9)
+        img = img * (1 - cov[..., None]) + colour * cov[..., None]
+        label |= cov > LABEL_COVERAGE
+    img = _scan(img, rng)
+    return (img * 255 + 0.5).clip(0, 255).astype(np.uint8), label

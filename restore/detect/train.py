@@ -1,0 +1,200 @@
+"""Training loop for the damage detector (``restore train --task detect``).
+
+Clean photos get synthetic damage painted on every step (see ``synth``); a folder of the
+user's own labelled masks (``labels``) adds real damaged photos, with synthetic damage
+sometimes painted over them too, their label the union. Loss: binary cross-entropy plus
+soft Dice, which keeps the sparse damage class from being drowned by clean pixels.
+Checkpoints are atomic and ``resume`` continues where a killed run stopped, as for the
+inpainting model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from restore.detect.model import DamageNet, DetectorConfig
+from restore.detect.synth import paint_damage
+from restore.detect.weights import export_detector, load_detector
+from restore.model.weights import save_atomic
+from restore.train.data import PHOTO_EXTENSIONS, load_photos, random_crop
+from restore.train.loop import StopRequest
+
+
+@dataclass
+class DetectTrainConfig:
+    data: Path
+    out: Path
+    work_dir: Path
+    labels: Path | None = None  # masks for the photos in ``data`` (matched by relative path and stem)
+    resume: bool = False
+    init: Path | None = None
+    steps: int = 100_000
+    minutes: float | None = None
+    batch_size: int = 16
+    crop: int = 256
+    device: str = "cpu"
+    seed: int = 0
+    lr: float = 2e-3
+    checkpoint_minutes: float = 5.0
+    sample_every: int = 250
+    log_every: int = 20
+    detector: DetectorConfig = DetectorConfig()
+
+
+def load_labelled(data: Path, labels: Path) -> list[np.ndarray]:
+    """Photos with a mask of the same relative stem under ``labels``: RGB + mask as 4 channels."""
+    pairs = []
+    for path in sorted(p for p in data.rglob("*") if p.suffix.lower() in PHOTO_EXTENSIONS):
+        stem = path.relative_to(data).with_suffix("")
+        found = [m for m in (labels / stem).parent.glob(stem.name + ".*")
+                 if m.suffix.lower() in PHOTO_EXTENSIONS]
+        if not found:
+            continue
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        mask = cv2.imread(str(found[0]), cv2.IMREAD_GRAYSCALE)
+        if bgr is None or mask is None or mask.shape != bgr.shape[:2]:
+            continue
+        pairs.append(np.dstack([cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (mask > 0).astype(np.uint8) * 255]))
+    if not pairs:
+        raise ValueError(f"no photo in {data} has a same-size mask under {labels}")
+    return pairs
+
+
+def sample_batch(photos: list[np.ndarray], labelled: list[np.ndarray], batch: int, crop: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(images B x 3 x S x S in [-1, 1], labels B x 1 x S x S in {0, 1})."""
+    images, labels = [], []
+    for _ in range(batch):
+        if labelled and (not photos or rng.random() < 0.5):
+            both = random_crop(labelled[int(rng.integers(len(labelled)))], crop, rng)
+            rgb, label = both[..., :3], both[..., 3] > 127
+            if rng.random() < 0.5:
+                rgb, extra = paint_damage(rgb, rng, negatives=0.0)
+                label = label | extra
+        else:
+            rgb, label = paint_damage(random_crop(photos[int(rng.integers(len(photos)))], crop, rng), rng)
+        images.append(rgb)
+        labels.append(label)
+    x = np.stack(images).transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
+    return x, np.stack(labels)[:, None].astype(np.float32)
+
+
+def detection_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE + soft Dice over the batch."""
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    prob = torch.sigmoid(logits)
+    dice = 1 - (2 * (prob * target).sum() + 1) / (prob.sum() + target.sum() + 1)
+    return bce + dice
+
+
+def _f1(logits: torch.Tensor, target: torch.Tensor) -> float:
+    pred = logits > 0
+    tp = (pred & (target > 0.5)).sum().item()
+    return 2 * tp / max(1, pred.sum().item() + (target > 0.5).sum().item())
+
+
+@torch.no_grad()
+def _save_samples(model: DamageNet, images: torch.Tensor, labels: torch.Tensor, path: Path) -> float:
+    """PNG grid, one row per crop: input | truth (red) | prediction (red). Returns the crops' F1."""
+    model.eval()
+    logits = model(images).float()
+    model.train()
+    rgb = ((images.permute(0, 2, 3, 1).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+    rows = []
+    for i in range(len(rgb)):
+        cells = [rgb[i]]
+        for m in (labels[i, 0].numpy() > 0.5, logits[i, 0].numpy() > 0):
+            tinted = rgb[i].copy()
+            tinted[m] = (0.4 * tinted[m] + [153, 0, 0]).astype(np.uint8)
+            cells.append(tinted)
+        rows.append(np.concatenate(cells, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
+    return _f1(logits, labels)
+
+
+def train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | None = None) -> dict:
+    """Train until ``cfg.steps`` or ``cfg.minutes``; returns the last logged metrics."""
+    device = torch.device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    photos = load_photos(cfg.data)
+    labelled = load_labelled(cfg.data, cfg.labels) if cfg.labels else []
+    cfg.work_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = cfg.work_dir / "checkpoint.pt"
+    model = load_detector(cfg.init).train() if cfg.init else DamageNet(cfg.detector)
+    model.to(device, memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    step, seconds = 0, 0.0
+    if cfg.resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model = DamageNet(DetectorConfig.from_dict(state["config"]))
+        model.to(device, memory_format=torch.channels_last)
+        model.load_state_dict(state["model"])
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+        opt.load_state_dict(state["optimizer"])
+        step, seconds = int(state["step"]), float(state["seconds"])
+        rng.bit_generator.state = json.loads(state["rng"])
+        torch.manual_seed(cfg.seed + step)
+    preview = [torch.from_numpy(a) for a in sample_batch(photos, labelled, 8, cfg.crop,
+                                                          np.random.default_rng(4242))]
+
+    def checkpoint() -> None:
+        save_atomic({"config": model.config.to_dict(), "model": model.state_dict(),
+                     "optimizer": opt.state_dict(), "step": step, "seconds": seconds,
+                     "rng": json.dumps(rng.bit_generator.state),
+                     "train_config": json.dumps(asdict(cfg), default=str)}, ckpt_path)
+        export_detector(model, cfg.out, meta={"step": step, "train_seconds": round(seconds),
+                                              "crop": cfg.crop, "data": str(cfg.data)})
+
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16)
+    run_start = last_ckpt = window_start = time.monotonic()
+    window_images, metrics = 0, {}
+    model.train()
+    stop = StopRequest()
+    while step < cfg.steps and not stop.requested:
+        if cfg.minutes is not None and time.monotonic() - run_start > cfg.minutes * 60:
+            break
+        t0 = time.monotonic()
+        x_np, y_np = sample_batch(photos, labelled, cfg.batch_size, cfg.crop, rng)
+        x = torch.from_numpy(x_np).to(device).contiguous(memory_format=torch.channels_last)
+        y = torch.from_numpy(y_np).to(device)
+        with autocast:
+            logits = model(x)
+        loss = detection_loss(logits.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        seconds += time.monotonic() - t0
+        window_images += cfg.batch_size
+        if not np.isfinite(loss.item()):
+            raise FloatingPointError(f"loss became NaN at step {step}; resume from the checkpoint")
+        if step % cfg.log_every == 0:
+            metrics = {"step": step, "loss": round(loss.item(), 4), "f1": round(_f1(logits.float(), y), 4),
+                       "img_per_s": round(window_images / (time.monotonic() - window_start), 2),
+                       "hours": round(seconds / 3600, 3)}
+            window_start, window_images = time.monotonic(), 0
+        if step % cfg.sample_every == 0:
+            metrics["preview_f1"] = round(_save_samples(model, *preview, cfg.work_dir / "samples" /
+                                                        f"step{step:07d}.png"), 4)
+        if step % cfg.log_every == 0 or step % cfg.sample_every == 0:
+            with open(cfg.work_dir / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps({**metrics, "step": step}) + "\n")
+            if on_log:
+                on_log({**metrics, "step": step})
+        if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
+            checkpoint()
+            last_ckpt = time.monotonic()
+    stop.restore()
+    checkpoint()
+    return metrics

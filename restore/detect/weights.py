@@ -1,0 +1,35 @@
+"""Loading and saving detector weights: a plain dict of tensors, read with ``weights_only=True``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from restore.detect.model import DamageNet, DetectorConfig
+from restore.model.weights import read_weights, save_atomic
+
+DETECTOR_FORMAT = "restore-detect-v1"
+
+
+def default_detector_path() -> Path:
+    """The detector that ships inside the package."""
+    return Path(__file__).resolve().parents[1] / "weights" / "detect.pt"
+
+
+def load_detector(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> DamageNet:
+    """Build the network a weights file describes and load it, in eval mode."""
+    path = Path(path) if path is not None else default_detector_path()
+    config, state = read_weights(path, DETECTOR_FORMAT, "damage detector", "optimizer")
+    model = DamageNet(DetectorConfig.from_dict(config))
+    model.load_state_dict(state)
+    return model.eval().to(device)
+
+
+def export_detector(model: DamageNet, path: str | os.PathLike, meta: dict | None = None) -> None:
+    """Write fp16 weights atomically."""
+    state = {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()
+             for k, v in model.state_dict().items()}
+    save_atomic({"format": DETECTOR_FORMAT, "config": model.config.to_dict(), "state_dict": state,
+                 "meta": meta or {}}, path)

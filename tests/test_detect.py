@@ -1,0 +1,186 @@
+"""The damage detector's parts: synthetic damage, the network, tiling, weights, training, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from restore.cli import main
+from restore.detect.detector import Detector, core_tiles, sensitivity_threshold
+from restore.detect.model import DamageNet, DetectorConfig
+from restore.detect.synth import DAMAGE_TYPES, paint_damage
+from restore.detect.weights import export_detector, load_detector
+from restore.eval.detection import Counts
+from restore.model.weights import WeightsError, save_atomic
+from restore.train.data import load_photos
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("damage", DAMAGE_TYPES)
+def test_each_damage_type_is_seeded_and_labelled(damage, photo):
+    crop = np.ascontiguousarray(photo[:192, :256])
+    a, label_a = paint_damage(crop, np.random.default_rng(3), types=(damage,), negatives=0.0)
+    b, label_b = paint_damage(crop, np.random.default_rng(3), types=(damage,), negatives=0.0)
+    assert a.dtype == np.uint8 and a.shape == crop.shape and label_a.shape == crop.shape[:2]
+    assert np.array_equal(a, b) and np.array_equal(label_a, label_b)
+    assert 0 < label_a.mean() < 0.6
+    c, label_c = paint_damage(crop, np.random.default_rng(4), types=(damage,), negatives=0.0)
+    assert not np.array_equal(label_a, label_c)
+
+
+def test_hard_negatives_alone_are_not_labelled(photo):
+    crop = np.ascontiguousarray(photo[:192, :256])
+    image, label = paint_damage(crop, np.random.default_rng(0), count=0, negatives=1.0)
+    assert not label.any() and not np.array_equal(image, crop)
+
+
+def test_network_keeps_the_size_and_sees_locally():
+    torch.manual_seed(0)
+    net = DamageNet(DetectorConfig(widths=(8, 8, 8))).eval()
+    x = torch.zeros(1, 3, 64, 96)
+    with torch.no_grad():
+        base = net(x)
+        x[0, :, 33, 50] = 1.0  # one bright pixel
+        poked = net(x)
+    assert base.shape == (1, 1, 64, 96)
+    changed = (poked - base).abs()[0, 0] > 1e-6
+    assert changed[28:38, 45:55].any() and changed.sum() < changed.numel()  # a local effect, not global
+
+
+def test_core_tiles_cover_every_pixel_once():
+    cover = np.zeros((301, 517), int)
+    for box in core_tiles(301, 517, 96):
+        cover[box.slices] += 1
+    assert (cover == 1).all()
+
+
+@pytest.mark.parametrize("shape,dtype", [((70, 90, 3), np.uint8), ((70, 90, 1), np.uint16),
+                                         ((70, 90, 4), np.uint8), ((40, 30, 2), np.uint16)])
+def test_detector_takes_any_layout_and_returns_a_same_size_mask(tiny_detector, shape, dtype):
+    image = np.random.default_rng(0).integers(0, np.iinfo(dtype).max, shape, dtype=dtype)
+    (mask,) = Detector(tiny_detector, device="cpu", precision="fp32").detect([image])
+    assert mask.shape == shape[:2] and mask.dtype == bool
+
+
+def test_tiles_agree_with_one_pass_away_from_tile_borders(tiny_detector, photo):
+    image = np.ascontiguousarray(photo[:300, :400])
+    whole = Detector(tiny_detector, device="cpu", precision="fp32", tile=1024).probabilities([image])[0]
+    tiled = Detector(tiny_detector, device="cpu", precision="fp32", tile=192, margin=48,
+                     batch_size=3).probabilities([image])[0]
+    # The network's reach is wider than the margin, so tiles differ a little, mostly near their borders.
+    assert np.abs(whole - tiled).mean() < 0.02
+
+
+def test_sensitivity_moves_the_threshold_both_ways():
+    assert sensitivity_threshold(0.9) < sensitivity_threshold(0.5) == 0.5 < sensitivity_threshold(0.1)
+
+
+def test_weights_round_trip_fp16_and_refuse_other_files(tmp_path):
+    net = DamageNet(DetectorConfig(widths=(8, 16, 16))).eval()
+    export_detector(net, tmp_path / "d.pt")
+    loaded = load_detector(tmp_path / "d.pt")
+    assert loaded.config == net.config
+    blob = torch.load(tmp_path / "d.pt", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in blob["state_dict"].values() if v.is_floating_point())
+    save_atomic({"optimizer": {}, "model": {}}, tmp_path / "ckpt.pt")
+    with pytest.raises(WeightsError, match="checkpoint"):
+        load_detector(tmp_path / "ckpt.pt")
+    with pytest.raises(WeightsError, match="not a restore damage detector"):
+        save_atomic({"format": "restore-inpaint-v1"}, tmp_path / "other.pt")
+        load_detector(tmp_path / "other.pt")
+
+
+def test_tolerant_counts_forgive_a_one_pixel_shift():
+    truth = np.zeros((50, 50), bool)
+    truth[10:40, 20] = True
+    shifted = np.roll(truth, 1, axis=1)
+    counts = Counts()
+    counts.add(shifted, truth, tolerance=2)
+    assert counts.scores()["f1"] == 1.0
+    strict = Counts()
+    strict.add(shifted, truth, tolerance=0)
+    assert strict.scores()["f1"] == 0.0
+
+
+def test_short_detector_training_checkpoints_resumes_and_learns_labels(tmp_path, photo):
+    data, labels = tmp_path / "photos", tmp_path / "labels"
+    data.mkdir()
+    labels.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(data / f"p{i}.jpg"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[50:60, :] = 255
+    cv2.imwrite(str(labels / "p0.png"), mask)
+    args = ["train", str(data), "--task", "detect", "--labels", str(labels), "--out", str(tmp_path / "d.pt"),
+            "--crop", "64", "--batch-size", "2", "--log-every", "1", "--sample-every", "2", "--quiet"]
+    assert _run(*args, "--steps", "2")[0] == 0
+    assert load_detector(tmp_path / "d.pt").config == DetectorConfig()
+    assert _run(*args, "--steps", "4", "--resume")[0] == 0
+    log = (tmp_path / "d-train" / "metrics.jsonl").read_text().splitlines()
+    steps = [json.loads(line)["step"] for line in log]
+    assert steps[-1] == 4 and steps.count(1) == 1  # resumed at 2, not restarted
+    assert (tmp_path / "d-train" / "samples" / "step0000004.png").exists()
+    assert len(load_photos(data)) == 2
+
+
+def test_labels_only_with_the_detect_task(tmp_path):
+    code, out = _run("train", str(tmp_path), "--labels", str(tmp_path), "--out", str(tmp_path / "m.pt"))
+    assert code == 2 and "--task detect" in out
+
+
+def test_detect_command_mirrors_folders_and_keeps_going_past_a_bad_file(tmp_path, tiny_detector, photo):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    cv2.imwrite(str(src / "a.jpg"), cv2.cvtColor(photo[:120, :160], cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(src / "sub" / "b.png"), cv2.cvtColor(photo[:90, :70], cv2.COLOR_RGB2BGR))
+    (src / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    code, _ = _run("detect", str(src), str(tmp_path / "out"), "--detector", str(tiny_detector),
+                   "--overlay", str(tmp_path / "ov"), "--report", str(tmp_path / "r.jsonl"), "-q")
+    assert code == 1
+    a = cv2.imread(str(tmp_path / "out" / "a.png"), cv2.IMREAD_UNCHANGED)
+    b = cv2.imread(str(tmp_path / "out" / "sub" / "b.png"), cv2.IMREAD_UNCHANGED)
+    assert a.shape == (120, 160) and b.shape == (90, 70) and set(np.unique(a)) <= {0, 255}
+    assert (tmp_path / "ov" / "sub" / "b.png").exists()
+    rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert sorted(r["status"] for r in rows) == ["failed", "ok", "ok"]
+    # Rerun: done masks are skipped, the broken file fails again.
+    code, _ = _run("detect", str(src), str(tmp_path / "out"), "--detector", str(tiny_detector), "-q")
+    assert code == 1
+
+
+def test_a_photo_with_nothing_to_repair_is_copied_byte_for_byte(tmp_path, tiny_model, photo):
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "clean.jpg"), cv2.cvtColor(photo[:100, :100], cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(tmp_path / "empty.png"), np.zeros((100, 100), np.uint8))
+    code, _ = _run("images", str(src), str(tmp_path / "out"), "--masks", str(tmp_path / "empty.png"),
+                   "--model", str(tiny_model), "-q")
+    assert code == 0
+    assert (tmp_path / "out" / "clean.jpg").read_bytes() == (src / "clean.jpg").read_bytes()
+
+
+def test_images_without_masks_uses_the_detector(tmp_path, tiny_model, tiny_detector, photo):
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), cv2.cvtColor(photo[:96, :128], cv2.COLOR_RGB2BGR))
+    code, _ = _run("images", str(src), str(tmp_path / "out"), "--model", str(tiny_model),
+                   "--detector", str(tiny_detector), "--sensitivity", "0.99",
+                   "--save-masks", str(tmp_path / "used"), "-q")
+    assert code == 0
+    used = cv2.imread(str(tmp_path / "used" / "a.png"), cv2.IMREAD_GRAYSCALE) > 0
+    expected = Detector(tiny_detector, device="cpu", sensitivity=0.99).detect(
+        [cv2.cvtColor(cv2.imread(str(src / "a.png")), cv2.COLOR_BGR2RGB)])[0]
+    grown = cv2.dilate(expected.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
+    assert np.array_equal(used, grown)  # detected, then grown by the default 2 px
+    out = cv2.imread(str(tmp_path / "out" / "a.png"))
+    original = cv2.imread(str(src / "a.png"))
+    assert np.array_equal(out[~used], original[~used])
