@@ -46,13 +46,17 @@ metrics, in the same format as a one-device run, so either resumes the other."""
                    "the model's own shape wins.")
 @click.option("--blocks", type=int, default=None,
               help="Generator depth in FFC residual blocks [default: 6]. Same rule as --base-channels.")
+@click.option("--prefill/--no-prefill", default=None,
+              help="Generator starts from a push-pull fill of the hole and learns a correction [default: "
+                   "on for new models]. With --init, --prefill upgrades a model trained without it.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 def train_command(data: Path, task: str, labels: Path | None, out: Path, work_dir: Path | None,
                   resume: bool, init: str | None,
                   steps: int, minutes: float | None, batch_size: int | None, crop: int, device: str,
                   checkpoint_minutes: float, sample_every: int, log_every: int,
-                  base_channels: int | None, blocks: int | None, seed: int, quiet: bool) -> None:
+                  base_channels: int | None, blocks: int | None, prefill: bool | None, seed: int,
+                  quiet: bool) -> None:
     """Train the inpainting GAN (or, with --task detect, the damage detector) on DATA, a folder of photos.
 
     Inpainting: DATA holds clean photos; masks are synthesised. Detection: synthetic damage is
@@ -68,7 +72,8 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
     if crop % 8:
         raise click.BadParameter("must be a multiple of 8", param_hint="--crop")
     init_path = default_weights_path() if init == "default" else (Path(init) if init else None)
-    shape = {k: v for k, v in {"base_channels": base_channels, "blocks": blocks}.items() if v is not None}
+    shape = {k: v for k, v in {"base_channels": base_channels, "blocks": blocks, "prefill": prefill}.items()
+             if v is not None}
     if labels is not None and task != "detect":
         raise click.BadParameter("only with --task detect", param_hint="--labels")
     if task == "detect":
@@ -79,7 +84,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
     dev = distributed.local_device(pick_device(device))  # cuda:LOCAL_RANK under torchrun
     cfg = TrainConfig(
         data=data, out=out, work_dir=work_dir or out.with_name(out.stem + "-train"),
-        resume=resume, init=init_path, steps=steps, minutes=minutes, batch_size=batch_size,
+        resume=resume, init=init_path, prefill=prefill, steps=steps, minutes=minutes, batch_size=batch_size,
         crop=crop, device=str(dev), seed=seed, checkpoint_minutes=checkpoint_minutes,
         sample_every=sample_every, log_every=log_every, generator=GeneratorConfig(**shape),
     )

@@ -23,15 +23,16 @@ from torch.nn import functional as F
 class DetectorConfig:
     """Shape of the network; stored inside its weights file."""
 
-    widths: tuple[int, ...] = (32, 48, 64)  # channels at 1/4, 1/8, 1/16 resolution
+    widths: tuple[int, ...] = (48, 64, 96)  # channels at 1/4, 1/8, 1/16 resolution
     fold: int = 4  # space-to-depth factor
+    refine: int = 8  # channels of the full-resolution refinement (0: none)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "widths": list(self.widths)}
 
     @classmethod
     def from_dict(cls, data: dict) -> DetectorConfig:
-        return cls(widths=tuple(data["widths"]), fold=int(data["fold"]))
+        return cls(widths=tuple(data["widths"]), fold=int(data["fold"]), refine=int(data.get("refine", 0)))
 
 
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -55,17 +56,24 @@ class DamageNet(nn.Module):
                                    _conv(w3, w3, dilation=4))
         self.up2 = _conv(w3 + w2, w2)
         self.up1 = _conv(w2 + w1, w1)
-        self.head = nn.Conv2d(w1, fold * fold, 1)
+        r = self.config.refine
+        self.head = nn.Conv2d(w1, fold * fold * (r // 2 if r else 1), 1)
+        if r:
+            # At full resolution, next to the pixels themselves: sharp borders for hairlines.
+            self.refine = nn.Sequential(nn.Conv2d(r // 2 + 3, r, 3, padding=1), nn.ReLU(inplace=True),
+                                        nn.Conv2d(r, 1, 3, padding=1))
 
     @property
     def multiple(self) -> int:
         return self.config.fold * 4
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pixel_unshuffle(x, self.config.fold)
-        s1 = self.stem(x)
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        s1 = self.stem(F.pixel_unshuffle(image, self.config.fold))
         s2 = self.down1(s1)
         s3 = self.down2(s2)
         y = self.up2(torch.cat([F.interpolate(s3, size=s2.shape[-2:], mode="nearest"), s2], 1))
         y = self.up1(torch.cat([F.interpolate(y, size=s1.shape[-2:], mode="nearest"), s1], 1))
-        return F.pixel_shuffle(self.head(y), self.config.fold)
+        y = F.pixel_shuffle(self.head(y), self.config.fold)
+        if self.config.refine:
+            y = self.refine(torch.cat([y, image.to(y.dtype)], 1))
+        return y

@@ -191,8 +191,10 @@ PAINTERS: dict[str, Callable[[int, int, np.random.Generator, float], Layer]] = {
     "scratch": scratch, "dust": dust, "hair": hair, "crease": crease, "tear": tear, "stain": stain,
     "hole": hole,
 }
-TYPE_MIX = {"scratch": 0.25, "dust": 0.22, "hair": 0.1, "crease": 0.1, "tear": 0.1, "stain": 0.1,
-            "hole": 0.13}
+# Scratches and dust are what most scans carry; large flat types (tear, stain) are rarer and
+# easy to confuse with flat scene areas, so they are seen less.
+TYPE_MIX = {"scratch": 0.3, "dust": 0.25, "hair": 0.1, "crease": 0.1, "tear": 0.07, "stain": 0.07,
+            "hole": 0.11}
 
 
 # -- hard negatives: scene content that looks like damage ------------------------------------------
@@ -288,7 +290,7 @@ def _scan(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def paint_damage(photo: np.ndarray, rng: np.random.Generator, types: tuple[str, ...] | None = None,
-                 count: int | None = None, negatives: float = 0.5, scale: float | None = None
+                 count: int | None = None, negatives: float = 0.35, scale: float | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Damage a clean RGB uint8 photo.
 

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from restore.model.prefill import push_pull
+
 
 @dataclass(frozen=True)
 class GeneratorConfig:
@@ -22,6 +24,7 @@ class GeneratorConfig:
     blocks: int = 6
     global_ratio: float = 0.75
     skips: bool = True  # add encoder features to the decoder at each scale
+    prefill: bool = True  # start from a push-pull fill of the hole and predict a correction to it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -143,7 +146,8 @@ class InpaintGenerator(nn.Module):
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``image``: B x 3 x H x W in [-1, 1], hole content ignored; ``mask``: B x 1 x H x W, 1 = hole."""
-        x = torch.cat([image * (1 - mask), mask], dim=1)
+        base = push_pull(image, 1 - mask) if self.config.prefill else image * (1 - mask)
+        x = torch.cat([base, mask], dim=1)
         skips = []
         for layer in self.encoder:
             x = layer(x)
@@ -155,4 +159,16 @@ class InpaintGenerator(nn.Module):
             x = up(x)
             if self.config.skips:
                 x = x + skip
+        if self.config.prefill:
+            return (base + self.head(x)).clamp(-1, 1)
         return torch.tanh(self.head(x))
+
+
+def with_prefill(model: InpaintGenerator) -> InpaintGenerator:
+    """The same trained trunk, switched to correcting a push-pull fill; its head starts at zero,
+    so the upgraded model's first output is the push-pull fill itself."""
+    upgraded = InpaintGenerator(GeneratorConfig(**{**model.config.to_dict(), "prefill": True}))
+    upgraded.load_state_dict(model.state_dict())
+    nn.init.zeros_(upgraded.head.weight)
+    nn.init.zeros_(upgraded.head.bias)
+    return upgraded.train(model.training)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from restore.model.discriminator import PatchDiscriminator
-from restore.model.generator import GeneratorConfig, InpaintGenerator
+from restore.model.generator import GeneratorConfig, InpaintGenerator, with_prefill
 from restore.model.weights import export_generator, load_generator, save_atomic
 from restore.train import distributed, losses
 from restore.train.data import load_photos, sample_batch
@@ -39,6 +39,7 @@ class TrainConfig:
     work_dir: Path  # checkpoint.pt, samples/, metrics.jsonl
     resume: bool = False
     init: Path | None = None  # fine-tune from these generator weights
+    prefill: bool | None = None  # with ``init``: True upgrades a model without prefill (see with_prefill)
     steps: int = 100_000
     minutes: float | None = None  # stop after this much wall time in this run
     batch_size: int = 8  # per rank under torchrun
@@ -150,6 +151,8 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
     gen_cfg = cfg.generator
     if cfg.init is not None:
         generator = load_generator(cfg.init).train()
+        if cfg.prefill and not generator.config.prefill:
+            generator = with_prefill(generator)
         gen_cfg = generator.config
     else:
         generator = InpaintGenerator(gen_cfg)
@@ -164,8 +167,8 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
 
     if cfg.resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        if state["config"] != gen_cfg.to_dict():
-            gen_cfg = GeneratorConfig(**state["config"])
+        if {"prefill": False, **state["config"]} != gen_cfg.to_dict():
+            gen_cfg = GeneratorConfig(**{"prefill": False, **state["config"]})
             generator = InpaintGenerator(gen_cfg).to(device, memory_format=torch.channels_last)
             ema = copy.deepcopy(generator).eval().requires_grad_(False) if main else None
             opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=(0.9, 0.99))
