@@ -129,11 +129,31 @@ class Inpainter:
             region.colour[deep] = big[deep]
             region.fine_hole = region.hole & ~deep
 
+    def _tiles(self, region: _Region) -> tuple[list[Box], int]:
+        """Tiles for a region and their overlap: full-size ones, or small ones along thin damage.
+
+        A hairline needs little context, so a long scratch is covered by small tiles that follow
+        it rather than by full tiles over its whole bounding box. Small tiles are used only when
+        they cost clearly less model work; they keep at least ``min_context`` around the hole's
+        deepest point on every side.
+        """
+        whole = Box(0, 0, region.box.height, region.box.width)
+        tiles = split_tiles(whole, region.fine_hole, self.tile, self.overlap)
+        depth = float(cv2.distanceTransform(region.fine_hole.astype(np.uint8), cv2.DIST_L2, 3).max())
+        side = max(128, -(-int(2 * (2 * depth + self.min_context)) // 64) * 64)
+        if side >= self.tile:
+            return tiles, self.overlap
+        overlap = min(self.overlap, side // 4)
+        small = split_tiles(whole, region.fine_hole, side, overlap)
+        if sum(t.height * t.width for t in small) < 0.6 * sum(t.height * t.width for t in tiles):
+            return small, overlap
+        return tiles, self.overlap
+
     def _fine_pass(self, regions: list[_Region]) -> None:
         crops, holes, owners = [], [], []
+        overlaps: dict[int, int] = {}
         for region in regions:
-            region.tiles = split_tiles(Box(0, 0, region.box.height, region.box.width),
-                                       region.fine_hole, self.tile, self.overlap)
+            region.tiles, overlaps[id(region)] = self._tiles(region)
             for tile in region.tiles:
                 crops.append(region.colour[tile.slices])
                 holes.append(region.fine_hole[tile.slices])
@@ -145,7 +165,7 @@ class Inpainter:
             if key not in accum:
                 accum[key] = (np.zeros_like(region.colour), np.zeros(region.colour.shape[:2], np.float32))
             total, weight = accum[key]
-            w = feather(tile, Box(0, 0, region.box.height, region.box.width), self.overlap)
+            w = feather(tile, Box(0, 0, region.box.height, region.box.width), overlaps[key])
             total[tile.slices] += out * w[..., None]
             weight[tile.slices] += w
         for region in regions:
