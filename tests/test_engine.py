@@ -67,3 +67,29 @@ def test_mask_of_the_wrong_size_is_an_error(inpainter, photo):
     with pytest.raises(ValueError, match="mask"):
         inpainter.repair([photo], [np.zeros((10, 10), bool)])
 
+
+
+def test_thin_damage_gets_small_tiles_and_wide_damage_full_ones(tiny_model, photo):
+    import cv2
+
+    inpainter = Inpainter(tiny_model, device="cpu", tile=512)
+    image = cv2.resize(photo, (1400, 1000))
+    scratch = np.zeros((1000, 1400), np.uint8)
+    cv2.line(scratch, (50, 0), (1300, 999), 1, 3)
+    calls: list[tuple[int, int]] = []
+    original_fill = inpainter.fill
+
+    def spy(crops, holes):
+        calls.extend(c.shape[:2] for c in crops)
+        return original_fill(crops, holes)
+
+    inpainter.fill = spy
+    (out,) = inpainter.repair([image], [scratch > 0])
+    assert calls and max(max(c) for c in calls) < 512  # small tiles along the scratch
+    assert sum(h * w for h, w in calls) < 0.5 * 1400 * 1000
+    assert np.array_equal(out[scratch == 0], image[scratch == 0])
+    calls.clear()
+    blob = np.zeros((1000, 1400), bool)
+    blob[300:600, 400:800] = True
+    inpainter.repair([image], [blob])
+    assert max(max(c) for c in calls) == 512
