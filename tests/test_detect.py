@@ -80,8 +80,10 @@ def test_tiles_agree_with_one_pass_away_from_tile_borders(tiny_detector, photo):
     assert np.abs(whole - tiled).mean() < 0.02
 
 
-def test_sensitivity_moves_the_threshold_both_ways():
+def test_sensitivity_moves_the_threshold_both_ways_around_the_calibrated_one():
     assert sensitivity_threshold(0.9) < sensitivity_threshold(0.5) == 0.5 < sensitivity_threshold(0.1)
+    assert sensitivity_threshold(0.5, 0.8) == pytest.approx(0.8)
+    assert sensitivity_threshold(0.6, 0.8) < 0.8 < sensitivity_threshold(0.4, 0.8) < 0.99
 
 
 def test_weights_round_trip_fp16_and_refuse_other_files(tmp_path):
@@ -123,7 +125,8 @@ def test_short_detector_training_checkpoints_resumes_and_learns_labels(tmp_path,
     args = ["train", str(data), "--task", "detect", "--labels", str(labels), "--out", str(tmp_path / "d.pt"),
             "--crop", "64", "--batch-size", "2", "--log-every", "1", "--sample-every", "2", "--quiet"]
     assert _run(*args, "--steps", "2")[0] == 0
-    assert load_detector(tmp_path / "d.pt").config == DetectorConfig()
+    detector = load_detector(tmp_path / "d.pt")
+    assert detector.config == DetectorConfig() and 0.5 <= detector.threshold <= 0.99  # calibrated
     assert _run(*args, "--steps", "4", "--resume")[0] == 0
     log = (tmp_path / "d-train" / "metrics.jsonl").read_text().splitlines()
     steps = [json.loads(line)["step"] for line in log]

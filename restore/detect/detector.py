@@ -19,9 +19,16 @@ from restore.inpaint.device import cpu_has_fast_bf16, pick_device
 from restore.inpaint.windows import Box
 
 
-def sensitivity_threshold(sensitivity: float) -> float:
-    """Probability above which a pixel is damage: sensitivity 0.5 is the model's own 50%."""
-    return float(np.clip(1.0 - sensitivity, 0.02, 0.98))
+def sensitivity_threshold(sensitivity: float, base: float = 0.5) -> float:
+    """Probability above which a pixel is damage.
+
+    Sensitivity 0.5 is ``base`` (the shipped detector's is calibrated so that clean photos are
+    almost never flagged); each 0.1 of sensitivity moves the threshold by 0.6 in logit, so 0
+    and 1 are about 20x stricter and looser in odds.
+    """
+    base = float(np.clip(base, 1e-4, 1 - 1e-4))
+    logit = np.log(base / (1 - base)) - 6.0 * (sensitivity - 0.5)
+    return float(1 / (1 + np.exp(-logit)))
 
 
 def core_tiles(height: int, width: int, core: int) -> list[Box]:
@@ -43,7 +50,7 @@ class Detector:
         self.model = load_detector(model, self.device).to(memory_format=torch.channels_last)
         if self.dtype == torch.float16:
             self.model.half()
-        self.threshold = sensitivity_threshold(sensitivity)
+        self.threshold = sensitivity_threshold(sensitivity, getattr(self.model, "threshold", 0.5))
         self.tile, self.margin = tile, margin
         self.batch_size = max(1, batch_size)
         self.model_name = str(model) if model else "default"

@@ -101,6 +101,29 @@ def detection_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return bce + dice.mean()
 
 
+CLEAN_FLAG_TARGET = 0.0005  # at sensitivity 0.5, flag at most this fraction of clean photos' pixels
+
+
+@torch.no_grad()
+def calibrate_threshold(model: DamageNet, photos: list[np.ndarray], device: torch.device,
+                        count: int = 40, target: float = CLEAN_FLAG_TARGET) -> float:
+    """The probability threshold that flags at most ``target`` of the pixels of clean photos.
+
+    Measured on (a spread of) the training photos as they are, never on evaluation data. Never
+    below 0.5: calibration only makes the detector stricter than the network's own decision.
+    """
+    model.eval()
+    picks = photos[:: max(1, len(photos) // count)][:count]
+    probs = []
+    for photo in picks:
+        h, w = (s - s % model.multiple for s in photo.shape[:2])
+        x = torch.from_numpy(photo[:h, :w]).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
+        probs.append(torch.sigmoid(model(x).float()).flatten().cpu())
+    model.train()
+    quantile = float(np.quantile(torch.cat(probs).numpy(), 1 - target))
+    return max(0.5, min(0.99, quantile))
+
+
 def _f1(logits: torch.Tensor, target: torch.Tensor) -> float:
     pred = logits > 0
     tp = (pred & (target > 0.5)).sum().item()
@@ -158,8 +181,9 @@ def train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | None
                      "optimizer": opt.state_dict(), "step": step, "seconds": seconds,
                      "rng": json.dumps(rng.bit_generator.state),
                      "train_config": json.dumps(asdict(cfg), default=str)}, ckpt_path)
-        export_detector(model, cfg.out, meta={"step": step, "train_seconds": round(seconds),
-                                              "crop": cfg.crop, "data": str(cfg.data)})
+        threshold = calibrate_threshold(model, photos, device)
+        export_detector(model, cfg.out, meta={"step": step, "train_seconds": round(seconds), "crop": cfg.crop,
+                                              "data": str(cfg.data), "threshold": threshold})
 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16)
     run_start = last_ckpt = window_start = time.monotonic()

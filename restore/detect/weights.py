@@ -21,9 +21,11 @@ def default_detector_path() -> Path:
 def load_detector(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> DamageNet:
     """Build the network a weights file describes and load it, in eval mode."""
     path = Path(path) if path is not None else default_detector_path()
-    config, state = read_weights(path, DETECTOR_FORMAT, "damage detector", "optimizer")
+    config, state, meta = read_weights(path, DETECTOR_FORMAT, "damage detector", "optimizer")
     model = DamageNet(DetectorConfig.from_dict(config))
     model.load_state_dict(state)
+    # The probability that sensitivity 0.5 stands for, calibrated on clean training photos.
+    model.threshold = float(meta.get("threshold", 0.5))
     return model.eval().to(device)
 
 

@@ -27,8 +27,8 @@ class WeightsError(Exception):
     """The weights file is missing, unreadable or not a restore model."""
 
 
-def read_weights(path: Path, fmt: str, what: str, checkpoint_key: str) -> tuple[dict, dict]:
-    """(config, fp32 state dict) from an exported weights file of format ``fmt``, checked.
+def read_weights(path: Path, fmt: str, what: str, checkpoint_key: str) -> tuple[dict, dict, dict]:
+    """(config, fp32 state dict, meta) from an exported weights file of format ``fmt``, checked.
 
     A training checkpoint (it holds ``checkpoint_key``) is refused with a pointer to the export:
     for the generator, its EMA weights carry the live model's BatchNorm statistics.
@@ -44,14 +44,14 @@ def read_weights(path: Path, fmt: str, what: str, checkpoint_key: str) -> tuple[
     if not isinstance(blob, dict) or blob.get("format") != fmt:
         raise WeightsError(f"{path} is not a restore {what}")
     state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
-    return blob["config"], state
+    return blob["config"], state, dict(blob.get("meta") or {})
 
 
 def load_generator(path: str | os.PathLike | None = None,
                    device: str | torch.device = "cpu") -> InpaintGenerator:
     """Build the generator described by a weights file and load it, in eval mode."""
     path = Path(path) if path is not None else default_weights_path()
-    config, state = read_weights(path, WEIGHTS_FORMAT, "inpainting model", "generator_ema")
+    config, state, _ = read_weights(path, WEIGHTS_FORMAT, "inpainting model", "generator_ema")
     model = InpaintGenerator(GeneratorConfig(**{"prefill": False, **config}))  # files older than prefill
     model.load_state_dict(state)
     return model.eval().to(device)
