@@ -81,7 +81,10 @@ def sample_batch(photos: list[np.ndarray], labelled: list[np.ndarray], batch: in
                 rgb, extra = paint_damage(rgb, rng, negatives=0.0)
                 label = label | extra
         else:
-            rgb, label = paint_damage(random_crop(photos[int(rng.integers(len(photos)))], crop, rng), rng)
+            # Damage drawn at a random scale: on a 6000-pixel scan a scratch is wider in pixels
+            # than on a 1000-pixel photo, and the detector sees scans at their own resolution.
+            rgb, label = paint_damage(random_crop(photos[int(rng.integers(len(photos)))], crop, rng), rng,
+                                      scale=float(rng.uniform(0.6, 2.5)))
         images.append(rgb)
         labels.append(label)
     x = np.stack(images).transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
