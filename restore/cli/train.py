@@ -46,6 +46,9 @@ metrics, in the same format as a one-device run, so either resumes the other."""
                    "the model's own shape wins.")
 @click.option("--blocks", type=int, default=None,
               help="Generator depth in FFC residual blocks [default: 6]. Same rule as --base-channels.")
+@click.option("--lr", type=float, default=None,
+              help="--task detect: learning rate [default: 2e-3]; on --resume it replaces the saved one, "
+                   "so a run can be annealed.")
 @click.option("--prefill/--no-prefill", default=None,
               help="Generator starts from a push-pull fill of the hole and learns a correction [default: "
                    "on for new models]. With --init, --prefill upgrades a model trained without it.")
@@ -55,8 +58,8 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   resume: bool, init: str | None,
                   steps: int, minutes: float | None, batch_size: int | None, crop: int, device: str,
                   checkpoint_minutes: float, sample_every: int, log_every: int,
-                  base_channels: int | None, blocks: int | None, prefill: bool | None, seed: int,
-                  quiet: bool) -> None:
+                  base_channels: int | None, blocks: int | None, lr: float | None, prefill: bool | None,
+                  seed: int, quiet: bool) -> None:
     """Train the inpainting GAN (or, with --task detect, the damage detector) on DATA, a folder of photos.
 
     Inpainting: DATA holds clean photos; masks are synthesised. Detection: synthetic damage is
@@ -74,11 +77,13 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
     init_path = default_weights_path() if init == "default" else (Path(init) if init else None)
     shape = {k: v for k, v in {"base_channels": base_channels, "blocks": blocks, "prefill": prefill}.items()
              if v is not None}
-    if labels is not None and task != "detect":
-        raise click.BadParameter("only with --task detect", param_hint="--labels")
+    for name, value in (("--labels", labels), ("--lr", lr)):
+        if value is not None and task != "detect":
+            raise click.BadParameter("only with --task detect", param_hint=name)
     if task == "detect":
         _train_detector(data, labels, out, work_dir, resume, init, steps, minutes, batch_size or 16, crop,
-                        pick_device(device), checkpoint_minutes, sample_every, log_every, seed, quiet)
+                        pick_device(device), checkpoint_minutes, sample_every, log_every, seed, quiet,
+                        lr=lr or 2e-3)
         return
     batch_size = batch_size or 8
     dev = distributed.local_device(pick_device(device))  # cuda:LOCAL_RANK under torchrun
@@ -102,7 +107,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
 def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path | None, resume: bool,
                     init: str | None, steps: int, minutes: float | None, batch_size: int, crop: int,
                     device: object, checkpoint_minutes: float, sample_every: int, log_every: int,
-                    seed: int, quiet: bool) -> None:
+                    seed: int, quiet: bool, lr: float) -> None:
     from restore.detect.train import DetectTrainConfig, train_detector
     from restore.detect.weights import default_detector_path
     from restore.train.progress import TrainProgress
@@ -114,7 +119,7 @@ def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path |
         data=data, out=out, work_dir=work_dir or out.with_name(out.stem + "-train"), labels=labels,
         resume=resume, init=init_path, steps=steps, minutes=minutes, batch_size=batch_size, crop=crop,
         device=str(device), seed=seed, checkpoint_minutes=checkpoint_minutes, sample_every=sample_every,
-        log_every=log_every,
+        log_every=log_every, lr=lr,
     )
     with TrainProgress(total_steps=steps, quiet=quiet) as progress:
         train_detector(cfg, on_log=progress.update)

@@ -173,6 +173,8 @@ def train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | None
         model.load_state_dict(state["model"])
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
         opt.load_state_dict(state["optimizer"])
+        for group in opt.param_groups:  # the rate asked for now wins: lower it to anneal a run
+            group["lr"] = cfg.lr
         step, seconds = int(state["step"]), float(state["seconds"])
         rng.bit_generator.state = json.loads(state["rng"])
         torch.manual_seed(cfg.seed + step)
