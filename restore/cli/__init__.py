@@ -8,6 +8,7 @@ from restore.cli.detect import detect_command
 from restore.cli.eval import eval_command
 from restore.cli.images import images_command
 from restore.cli.train import train_command
+from restore.cli.video import video_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,3 +21,4 @@ main.add_command(detect_command)
 main.add_command(eval_command)
 main.add_command(images_command)
 main.add_command(train_command)
+main.add_command(video_command)

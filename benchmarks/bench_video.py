@@ -1,0 +1,286 @@
+"""Speed, memory and quality of ``restore video`` on 720p footage with thin damage, against Telea.
+
+Clips of each ``--lengths`` (seconds) are cut from ``--source`` (looped when shorter; default
+../shared/data/video/cockatoo.mp4, 1280x720, 20 fps, with audio), and thin damage is drawn on
+every frame: one scratch somewhere new and a few dust specks, with a mask per frame. Each run
+is a fresh child process (this script with ``--worker``) so its peak memory is its own:
+
+- ``restore``: ``restore_videos`` (the whole ``restore video`` job: decode, propagate, model,
+  encode, audio copy, atomic write) with the masks given;
+- ``telea``: the same stream through ``cv2.inpaint`` (Telea, radius 3) frame by frame, decoded
+  and encoded with the same ffmpeg settings.
+
+Peak RSS is the child's ``VmHWM``: the Python process that holds the frames, not the ffmpeg
+processes beside it (their memory is ffmpeg's and does not depend on the clip's length).
+PSNR is over the damaged pixels of every frame against the undamaged clip, after both outputs
+went through the same encoder; flicker is the excess of the mean absolute frame-to-frame change
+in the damaged area over the original's.
+
+    python benchmarks/bench_video.py                          # 10 s and 60 s, shipped model
+    python benchmarks/bench_video.py --lengths 10 --device cuda --json bench-video.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "video" / "cockatoo.mp4"
+SIZE = (1280, 720)
+TELEA_RADIUS = 3
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def draw_damage(frame: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Thin film damage that moves: a 2 px scratch at a new place and 6 dust specks (r 1-3 px)."""
+    h, w = frame.shape[:2]
+    mask = np.zeros((h, w), np.uint8)
+    x = int(rng.integers(w // 20, w - w // 20))
+    cv2.line(mask, (x, 0), (x + int(rng.integers(-20, 21)), h - 1), 255, 2)
+    for _ in range(6):
+        cv2.circle(mask, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(1, 4)), 255, -1)
+    damaged = frame.copy()
+    damaged[mask > 0] = rng.choice([20, 235])
+    return damaged, mask
+
+
+def make_clip(source: Path, seconds: float, folder: Path, seed: int, crf: int) -> dict[str, Any]:
+    """original.mp4 (looped source), damaged.mp4 and masks/NNNNNN.png in ``folder``."""
+    from restore.video.reader import FrameReader, ffmpeg_exe, probe_video
+    from restore.video.writer import VideoWriter
+
+    folder.mkdir(parents=True, exist_ok=True)
+    original = folder / "original.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-stream_loop", "-1", "-i", str(source),
+                    "-t", str(seconds), "-vf", f"scale={SIZE[0]}:{SIZE[1]}", "-c:v", "libx264", "-crf", "12",
+                    "-preset", "veryfast", "-c:a", "aac", "-b:a", "64k", str(original)], check=True)
+    info = probe_video(original)
+    rng = np.random.default_rng(seed)
+    (folder / "masks").mkdir(exist_ok=True)
+    writer = VideoWriter(folder / "damaged.mp4", info.width, info.height, info.fps, crf=crf,
+                         audio_from=original)
+    damaged_share, frames = 0.0, 0
+    for i, frame in enumerate(FrameReader(info)):
+        damaged, mask = draw_damage(frame, rng)
+        writer.write(damaged)
+        cv2.imwrite(str(folder / "masks" / f"{i:06d}.png"), mask)
+        damaged_share += float((mask > 0).mean())
+        frames += 1
+    writer.close()
+    return {"seconds": seconds, "frames": frames, "fps": float(info.fps),
+            "damaged_percent": round(100 * damaged_share / max(frames, 1), 3)}
+
+
+# --------------------------------------------------------------------------- workers (child side)
+
+
+def rss_mb(field: str) -> float:
+    """VmRSS / VmHWM of this process in MB; ``ru_maxrss`` where /proc is missing (not Linux)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def run_worker(method: str, args: argparse.Namespace) -> dict[str, Any]:
+    folder = Path(args.folder)
+    out = folder / f"{method}.mp4"
+    result: dict[str, Any] = {"method": method}
+    if method == "restore":
+        import torch
+
+        from restore.inpaint.engine import Inpainter
+        from restore.video.job import RepairOptions, VideoOptions, restore_videos
+
+        inpainter = Inpainter(args.model, device=args.device, batch_size=args.batch_size)
+        options = VideoOptions(output=out, masks=folder / "masks", crf=args.crf, overwrite=True,
+                               repair=RepairOptions(batch_size=args.batch_size))
+        result.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
+                      device=str(inpainter.device))
+        if inpainter.device.type == "cuda":
+            result["device_name"] = torch.cuda.get_device_name(inpainter.device)
+        result["rss_before_mb"] = rss_mb("VmRSS")
+        start = time.perf_counter()
+        summary = restore_videos([str(folder / "damaged.mp4")], inpainter, options)
+        result["seconds"] = time.perf_counter() - start
+        (line,) = summary.results
+        if line.status != "ok":
+            raise SystemExit(f"restore failed: {line.error}")
+        result["frames"] = line.frames
+        result["copied_percent"] = line.copied_percent
+    else:
+        from restore.video.masks import folder_masks
+        from restore.video.reader import FrameReader, probe_video
+        from restore.video.writer import VideoWriter
+
+        info = probe_video(folder / "damaged.mp4")
+        result["rss_before_mb"] = rss_mb("VmRSS")
+        start = time.perf_counter()
+        masks = folder_masks(folder / "masks", (info.height, info.width))
+        writer = VideoWriter(out, info.width, info.height, info.fps, crf=args.crf, audio_from=info.path)
+        frames = 0
+        for frame, mask in zip(FrameReader(info), masks, strict=False):
+            writer.write(cv2.inpaint(frame, mask.astype(np.uint8), TELEA_RADIUS, cv2.INPAINT_TELEA))
+            frames += 1
+        writer.close()
+        result["seconds"] = time.perf_counter() - start
+        result["frames"] = frames
+    result["peak_rss_mb"] = rss_mb("VmHWM")
+    return result
+
+
+def spawn(method: str, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", method, "--folder", str(folder),
+           "--device", args.device, "--batch-size", str(args.batch_size), "--crf", str(args.crf)]
+    if args.model:
+        cmd += ["--model", args.model]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        return {"method": method, "error": (done.stderr or done.stdout).strip().splitlines()[-1:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- quality
+
+
+def quality(folder: Path, methods: Sequence[str]) -> dict[str, dict[str, float]]:
+    """PSNR in the damaged area and flicker excess, streaming over all clips at once."""
+    from restore.video.masks import folder_masks
+    from restore.video.reader import FrameReader, probe_video
+
+    info = probe_video(folder / "original.mp4")
+    readers = {m: iter(FrameReader(probe_video(folder / f"{m}.mp4"))) for m in methods}
+    masks = folder_masks(folder / "masks", (info.height, info.width))
+    squared = dict.fromkeys(methods, 0.0)
+    change = dict.fromkeys([*methods, "original"], 0.0)
+    count = pairs = 0
+    previous: dict[str, np.ndarray] = {}
+    previous_mask = None
+    for truth, mask in zip(FrameReader(info), masks, strict=False):
+        frames = {m: next(readers[m]).astype(np.float32) for m in methods}
+        frames["original"] = truth.astype(np.float32)
+        for m in methods:
+            squared[m] += float(((frames[m] - frames["original"])[mask] ** 2).sum())
+        count += int(mask.sum()) * 3
+        if previous_mask is not None:
+            where = mask | previous_mask
+            for m, frame in frames.items():
+                change[m] += float(np.abs(frame - previous[m])[where].sum())
+            pairs += int(where.sum()) * 3
+        previous, previous_mask = frames, mask
+    out = {}
+    for m in methods:
+        mse = squared[m] / max(count, 1)
+        out[m] = {"psnr": round(10 * np.log10(255.0 ** 2 / max(mse, 1e-9)), 2),
+                  "flicker": round(abs(change[m] - change["original"]) / max(pairs, 1), 3)}
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| clip | frames | method | seconds | frames/s | peak RSS MB | PSNR damaged area "
+             "| flicker excess |", "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"| {row['clip']} | | {row['method']} | failed: {row['error']} | | | | |")
+            continue
+        fps = row["frames"] / row["seconds"] if row["seconds"] else 0
+        lines.append(f"| {row['clip']} | {row['frames']} | {row['method']} | {row['seconds']:.1f} "
+                     f"| {fps:.2f} | {row['peak_rss_mb']:.0f} | {row.get('psnr', '')} "
+                     f"| {row.get('flicker', '')} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
+    parser.add_argument("--lengths", default="10,60", help="clip lengths in seconds, comma separated")
+    parser.add_argument("--methods", default="restore,telea")
+    parser.add_argument("--quality-max", type=float, default=10.0,
+                        help="measure PSNR and flicker on clips up to this many seconds")
+    parser.add_argument("--model", default=None, help="generator weights (default: the shipped model)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--crf", type=int, default=18)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--note", default=None)
+    parser.add_argument("--keep", type=Path, default=None, help="build the clips here and keep them")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(run_worker(args.worker, args)))
+        return 0
+    if not args.source.exists():
+        raise SystemExit(f"source clip not found: {args.source}")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    lengths = [float(x) for x in args.lengths.split(",")]
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-video-") as scratch:
+        base = args.keep or Path(scratch)
+        for seconds in lengths:
+            folder = base / f"{seconds:g}s"
+            clip = make_clip(args.source, seconds, folder, args.seed, crf=10)
+            label = f"{seconds:g} s {SIZE[0]}x{SIZE[1]}, {clip['damaged_percent']:.2f}% damaged"
+            results = {m: spawn(m, folder, args) for m in methods}
+            ok = [m for m in methods if "error" not in results[m]]
+            if seconds <= args.quality_max and ok:
+                for m, q in quality(folder, ok).items():
+                    results[m].update(q)
+            for m in methods:
+                rows.append({"clip": label, "length_s": seconds, **results[m]})
+            print(table(rows[-len(methods):]), file=sys.stderr)
+    facts = next((r for r in rows if r.get("method") == "restore" and "torch" in r), {})
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info = {"cpu": cpu_model(), "cores": cores, "python": platform.python_version(),
+            "opencv": cv2.__version__, "torch": facts.get("torch"),
+            "torch_threads": facts.get("torch_threads"),
+            "device": facts.get("device"), "device_name": facts.get("device_name"),
+            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+            "model": args.model or "shipped (restore/weights/inpaint.pt)"}
+    if args.note:
+        print(args.note)
+    print(" | ".join(f"{k}: {v}" for k, v in info.items() if v is not None))
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps({"machine": info, "rows": rows}, indent=2))
+    return 1 if any("error" in r for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""``restore video``: stream-repair clips and frame sequences; see job.py for the pipeline."""

@@ -1,0 +1,523 @@
+"""The ``restore video`` job: a stream of frames through masks, propagation and the generator.
+
+``repair_frames`` is the core and the Python API: frames in, repaired frames out, one at a time,
+with a sliding window of ``2 * radius + batch_size + 1`` or so frames in memory whatever the
+clip's length. For each batch of ``batch_size`` frames:
+
+1. masks: given (``masks``), or the detector on the batch plus the temporal cues (static
+   overlay, single-frame specks), which need the frame after;
+2. propagation (``propagate.py``): hole pixels are copied from the original neighbours within
+   ``radius`` frames where the flow is trusted, then from the previous repaired frame, so
+   content no frame shows is carried along the motion instead of being invented again;
+3. the generator fills what is left, the batch's frames in one engine call; pixels that were
+   waiting for the previous frame's fill are then copied from it, in order.
+
+``restore_video`` wires a file to it (ffmpeg in and out, atomic output, audio copied) and
+``restore_videos`` is the whole command: planning, skip/overwrite, report, exit status.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from restore.batch import DETECTED_DILATE, FileResult, Summary
+from restore.detect.detector import Detector
+from restore.inpaint.engine import Inpainter
+from restore.io.images import Picture, atomic_output
+from restore.video.masks import (
+    CUES,
+    OverlayCue,
+    folder_masks,
+    grow,
+    single_frame_defects,
+    static_masks,
+    video_masks,
+)
+from restore.video.plan import VideoJob, is_video, plan_video_jobs
+from restore.video.propagate import FrameSlot, Propagator, propagate, resolve_chain, to_grey
+from restore.video.reader import (
+    FrameReader,
+    SequenceInfo,
+    VideoError,
+    VideoInfo,
+    probe_sequence,
+    probe_video,
+    read_sequence,
+)
+from restore.video.writer import DEFAULT_CRF, FramesWriter, VideoWriter, atomic_folder, output_pix_fmt
+
+OVERLAY_WARMUP = 150  # frames read ahead once to learn burnt-in overlays before the first is written
+SEQUENCE_FPS = Fraction(24)  # frame sequences have no rate of their own; film runs at 24
+
+
+@dataclass
+class RepairOptions:
+    """How frames are repaired (the core's knobs, shared by the API and the command)."""
+
+    radius: int = 2  # original neighbours used on each side
+    batch_size: int = 4  # frames per detector / generator call
+    dilate: int | None = None  # None: 0 for given masks, DETECTED_DILATE for detected ones
+    cues: tuple[str, ...] = CUES  # temporal cues added to the detector's masks
+    temporal: bool = True  # False: every frame on its own (per-frame generator), for comparison
+    flow_side: int = 640
+
+
+@dataclass
+class RepairedFrame:
+    index: int
+    pixels: np.ndarray
+    mask: np.ndarray  # what was repaired
+    copied: int  # hole pixels filled from other frames
+    generated: int  # hole pixels the generator filled
+
+
+def repair_frames(frames: Iterable[np.ndarray], inpainter: Inpainter, *,
+                  masks: Iterable[np.ndarray] | None = None, detector: Detector | None = None,
+                  options: RepairOptions | None = None,
+                  warmup: Iterable[np.ndarray] | None = None) -> Iterator[RepairedFrame]:
+    """Repair a stream of frames (H x W x C, all one size); yields them in order as they are done.
+
+    Masks come from ``masks`` (one bool H x W per frame) or, without it, from ``detector`` plus
+    the temporal cues. ``warmup`` (the clip's first frames again, optional) lets the overlay cue
+    learn before the first frame is repaired.
+    """
+    options = options or RepairOptions()
+    if masks is None and detector is None:
+        raise ValueError("give masks or a detector")
+    return _Stream(inpainter, masks, detector, options).run(iter(frames), warmup)
+
+
+class _Stream:
+    """The sliding window over one clip; see the module docstring for the steps."""
+
+    def __init__(self, inpainter: Inpainter, masks: Iterable[np.ndarray] | None, detector: Detector | None,
+                 options: RepairOptions) -> None:
+        self.inpainter, self.detector, self.options = inpainter, detector, options
+        self.masks = iter(masks) if masks is not None else None
+        default = 0 if masks is not None else DETECTED_DILATE
+        self.dilate = options.dilate if options.dilate is not None else default
+        self.radius = max(0, options.radius) if options.temporal else 0
+        self.batch = max(1, options.batch_size)
+        auto = masks is None and options.temporal
+        self.use_overlay = auto and "overlay" in options.cues
+        self.use_specks = auto and "specks" in options.cues
+        self.window: dict[int, FrameSlot] = {}
+        self.prop: Propagator | None = None
+        self.overlay: OverlayCue | None = None
+        self.ended = False
+        self.read = 0
+        self.shape: tuple[int, ...] | None = None
+
+    def run(self, frames: Iterator[np.ndarray],
+            warmup: Iterable[np.ndarray] | None) -> Iterator[RepairedFrame]:
+        warmup_frames = iter(warmup) if warmup is not None else None
+        start = 0
+        while True:
+            last_needed = start + self.batch - 1 + self.radius + (1 if self.use_specks else 0)
+            while not self.ended and self.read <= last_needed:
+                self._read_batch(frames, warmup_frames)
+                warmup_frames = None
+            if start not in self.window:
+                return
+            end = min(start + self.batch, self.read)
+            for index in range(start, min(end + self.radius, self.read)):
+                self._finalise(index)
+            batch = [self.window[i] for i in range(start, end)]
+            yield from self._repair(batch)
+            start = end
+            keep_from = start - max(self.radius, 1)
+            for index in [i for i in self.window if i < keep_from]:
+                del self.window[index]
+            if self.prop is not None:
+                self.prop.forget(keep_from)
+
+    # -- reading and masks ------------------------------------------------------------------
+
+    def _read_batch(self, frames: Iterator[np.ndarray], warmup: Iterator[np.ndarray] | None) -> None:
+        new: list[np.ndarray] = list(itertools.islice(frames, self.batch))
+        if len(new) < self.batch:
+            self.ended = True
+        if not new:
+            return
+        shape = new[0].shape[:2]
+        if self.prop is None and self.options.temporal:
+            self.prop = Propagator(shape[0], shape[1], self.options.flow_side)
+            if self.use_overlay:
+                self.overlay = OverlayCue((self.prop.low[1], self.prop.low[0]))
+                if warmup is not None:
+                    self._learn_overlay(warmup)
+        if self.masks is not None:
+            holes = []
+            for _ in new:
+                try:
+                    mask = next(self.masks)
+                except StopIteration:
+                    count = self.read + len(holes)
+                    raise VideoError(f"there are fewer masks ({count}) than frames") from None
+                holes.append(grow(mask.astype(bool), self.dilate))
+        else:
+            assert self.detector is not None
+            holes = [grow(m, self.dilate) for m in self.detector.detect(new)]
+        for frame, hole in zip(new, holes, strict=True):
+            if self.shape is None:
+                self.shape = frame.shape
+            if frame.shape != self.shape:
+                raise VideoError(f"frame {self.read + 1} has another size than the frames before it")
+            if hole.shape != shape:
+                raise VideoError(f"the mask for frame {self.read + 1} is {hole.shape[1]}x{hole.shape[0]}, "
+                                 f"the frame is {shape[1]}x{shape[0]}; masks are never resized")
+            pixels = frame if frame.ndim == 3 else frame[..., None]
+            slot = FrameSlot(self.read, pixels, hole)
+            if self.prop is not None:
+                self.prop.prepare(slot)
+                previous = self.window.get(self.read - 1)
+                if self.overlay is not None and previous is not None:
+                    self.overlay.update(previous.raw_grey, slot.raw_grey, self.prop.flow(slot, previous))
+            else:
+                slot.set_final()
+            self.window[self.read] = slot
+            self.read += 1
+
+    def _learn_overlay(self, warmup: Iterator[np.ndarray]) -> None:
+        """Read the first frames once, only to vote on overlays, before anything is repaired."""
+        assert self.prop is not None and self.overlay is not None
+        previous = None
+        for frame in itertools.islice(warmup, OVERLAY_WARMUP):
+            pixels = frame if frame.ndim == 3 else frame[..., None]
+            slot = FrameSlot(-1, pixels, np.zeros(frame.shape[:2], bool))
+            self.prop.prepare(slot)
+            if previous is not None:
+                flow = self.prop.dis.calc(slot.grey, previous.grey, None)
+                self.overlay.update(previous.raw_grey, slot.raw_grey, flow)
+            previous = slot
+
+    def _finalise(self, index: int) -> None:
+        """Add the temporal cues to a frame's mask; needs the next frame for specks."""
+        slot = self.window[index]
+        if slot.final:
+            return
+        h, w = slot.hole.shape
+        if self.overlay is not None:
+            slot.hole = slot.hole | self.overlay.full_mask(h, w)
+        before, after = self.window.get(index - 1), self.window.get(index + 1)
+        if self.use_specks and before is not None and after is not None:
+            slot.hole = slot.hole | self._specks(slot, before, after)
+        slot.set_final()
+
+    def _specks(self, slot: FrameSlot, before: FrameSlot, after: FrameSlot) -> np.ndarray:
+        prop = self.prop
+        assert prop is not None
+        if not (prop.same_shot(slot, before) and prop.same_shot(slot, after)):
+            return np.zeros(slot.hole.shape, bool)
+        h, w = slot.hole.shape
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        warped, valid = [], np.ones((h, w), bool)
+        for other in (before, after):
+            flow = prop.full_flow(slot, other)
+            mx, my = gx + flow[..., 0], gy + flow[..., 1]
+            warped.append(cv2.remap(to_grey(other.pixels), mx, my, cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REPLICATE))
+            ok = prop.consistent(prop.flow(slot, other), prop.flow(other, slot))
+            valid &= cv2.resize(ok.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+            valid &= (mx >= 0) & (my >= 0) & (mx <= w - 1) & (my <= h - 1)
+        found = single_frame_defects(to_grey(slot.pixels), warped[0], warped[1], valid)
+        return grow(found, 2)
+
+    # -- repair ---------------------------------------------------------------------------
+
+    def _repair(self, batch: list[FrameSlot]) -> Iterator[RepairedFrame]:
+        pendings, copied = [], []
+        for slot in batch:
+            if self.prop is None or not slot.hole.any():  # per-frame mode, or nothing to do
+                slot.out, slot.pending = slot.pixels, (slot.hole if slot.hole.any() else None)
+                pendings.append(None)
+                copied.append(0)
+                continue
+            groups = []
+            for k in range(1, self.radius + 1):
+                group = [self.window[i] for i in (slot.index - k, slot.index + k) if i in self.window]
+                if group:
+                    groups.append(group)
+            out, pending, count = propagate(slot, groups, self.window.get(slot.index - 1), self.prop)
+            waiting = pending.mask
+            slot.out, slot.pending = out, waiting if waiting.any() else None
+            pendings.append(pending)
+            copied.append(count)
+        # One engine call for the whole batch: only what no frame showed goes to the generator.
+        todo = [(slot, pending) for slot, pending in zip(batch, pendings, strict=True)
+                if (pending.root.any() if pending is not None else slot.hole.any())]
+        generated = {}
+        if todo:
+            images = [slot.out for slot, _ in todo]
+            holes = [slot.pending if slot.pending is not None else slot.hole for slot, _ in todo]
+            for (slot, pending), image in zip(todo, self.inpainter.repair(images, holes), strict=True):
+                slot.out = image
+                generated[slot.index] = int(pending.root.sum() if pending is not None else slot.hole.sum())
+        for slot, pending, count in zip(batch, pendings, copied, strict=True):
+            if pending is not None and len(pending.chain_y):
+                previous = self.window[slot.index - 1]
+                assert previous.out is not None
+                resolve_chain(slot.out, pending, previous.out)
+                count += len(pending.chain_y)
+            slot.pending = None
+            assert slot.out is not None
+            yield RepairedFrame(slot.index, slot.out, slot.hole, count, generated.get(slot.index, 0))
+
+
+# --------------------------------------------------------------------------- files
+
+
+@dataclass
+class VideoOptions:
+    """Everything ``restore video`` can be told, with the CLI's defaults."""
+
+    output: Path | None = None  # -o
+    to: str | None = None  # "video" or "frames"; default: what the input is
+    mask: Path | None = None  # one mask for every frame
+    masks: Path | None = None  # a folder with one mask per frame, or a mask video
+    save_masks: Path | None = None
+    repair: RepairOptions = field(default_factory=RepairOptions)
+    codec: str | None = None
+    crf: int = DEFAULT_CRF
+    fps: Fraction | None = None  # for frame sequences written as video
+    overwrite: bool = False
+    shard: str | None = None
+    report: Path | None = None
+
+
+@dataclass
+class VideoResult(FileResult):
+    """One line of the report, with what only a clip has."""
+
+    frames: int = 0
+    fps: float | None = None
+    copied_percent: float | None = None  # of the repaired pixels: filled from other frames
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VideoSummary(Summary):
+    frames: int = 0
+
+    def line(self) -> str:
+        rate = self.frames / self.seconds if self.seconds > 0 else 0.0
+        return (f"restored {self.count('ok')}, skipped {self.count('skipped')}, "
+                f"failed {self.count('failed')} in {self.seconds:.1f} s "
+                f"({self.frames} frames, {rate:.2f} frames/s)")
+
+
+FrameCallback = Callable[[VideoJob, int, int | None], None]
+
+
+def _rgb8(pixels: np.ndarray) -> np.ndarray:
+    """Any frame as 8-bit RGB for a video encoder (alpha dropped, grey expanded)."""
+    if pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
+    colour = pixels[..., :1] if pixels.shape[-1] in (1, 2) else pixels[..., :3]
+    return np.repeat(colour, 3, axis=-1) if colour.shape[-1] == 1 else colour
+
+
+def _job_masks(options: VideoOptions, job: VideoJob, shape: tuple[int, int]) -> Iterator | None:
+    if options.mask is not None:
+        return static_masks(options.mask, shape)
+    root = options.masks
+    if root is None:
+        return None
+    if root.is_file():
+        return video_masks(root, shape)
+    stem = job.relative.with_suffix("") if job.kind == "video" else job.relative
+    if (root / stem).is_dir():
+        return folder_masks(root / stem, shape)
+    for candidate in sorted(root.glob(f"{stem.as_posix()}.*")):
+        if is_video(candidate):
+            return video_masks(candidate, shape)
+    if job.named:
+        return folder_masks(root, shape)
+    raise VideoError(f"no masks for this clip in {root} (expected a folder {root / stem})")
+
+
+def _save_masks_path(options: VideoOptions, job: VideoJob) -> Path | None:
+    if options.save_masks is None:
+        return None
+    if job.named:
+        return options.save_masks
+    stem = job.relative.with_suffix("") if job.kind == "video" else job.relative
+    return options.save_masks / stem
+
+
+class _Output:
+    """A video or frames writer under a temp name, renamed into place by ``commit``."""
+
+    def __init__(self, path: Path, kind: str, make: Callable[[Path], object]) -> None:
+        self.path, self.kind = path, kind
+        self._context = atomic_output(path) if kind == "video" else atomic_folder(path)
+        self.tmp = self._context.__enter__()
+        try:
+            self.writer = make(self.tmp)
+        except BaseException as exc:
+            self._context.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    def commit(self) -> None:
+        if isinstance(self.writer, VideoWriter):
+            self.writer.close()
+        self._context.__exit__(None, None, None)
+
+    def abort(self, exc: BaseException) -> None:
+        if isinstance(self.writer, VideoWriter):
+            self.writer.abort()
+        try:
+            self._context.__exit__(type(exc), exc, exc.__traceback__)
+        except BaseException:  # noqa: BLE001 - atomic_output re-raises; the caller raises the original
+            pass
+
+
+def restore_video(job: VideoJob, inpainter: Inpainter, options: VideoOptions | None = None,
+                  detector: Detector | None = None, on_frame: FrameCallback | None = None) -> VideoResult:
+    """Repair one clip or frame sequence into ``job.output``; VideoError/ImageError/OSError on failure."""
+    options = options or VideoOptions()
+    start = time.perf_counter()
+    info: VideoInfo | SequenceInfo
+    pictures: dict[int, Picture] = {}
+    reader: FrameReader | None = None
+    if job.kind == "video":
+        info = probe_video(job.source)
+        reader = FrameReader(info)
+        source_frames: Iterator[np.ndarray] = iter(reader)
+        fps = info.fps
+    else:
+        info = probe_sequence(job.source)
+        fps = options.fps or SEQUENCE_FPS
+
+        def sequence() -> Iterator[np.ndarray]:
+            for i, picture in enumerate(read_sequence(info)):
+                pictures[i] = picture
+                yield picture.pixels
+
+        source_frames = sequence()
+    shape = (info.height, info.width)
+    masks = _job_masks(options, job, shape)
+    if masks is None and detector is None:
+        raise VideoError("no masks given and no detector to find the damage")
+    warmup = None
+    if masks is None and "overlay" in options.repair.cues and options.repair.temporal:
+        warmup = (iter(FrameReader(info, limit=OVERLAY_WARMUP)) if isinstance(info, VideoInfo)
+                  else (p.pixels for p in itertools.islice(read_sequence(info), OVERLAY_WARMUP)))
+
+    def make_writer(tmp: Path) -> object:
+        if job.output_kind == "frames":
+            return FramesWriter(tmp)
+        rotation = info.rotation if isinstance(info, VideoInfo) else 0
+        source_fmt = info.pix_fmt if isinstance(info, VideoInfo) else None
+        return VideoWriter(tmp, info.width, info.height, fps, codec=options.codec, crf=options.crf,
+                           pix_fmt=output_pix_fmt(info.width, info.height, source_fmt), rotation=rotation,
+                           audio_from=job.source if isinstance(info, VideoInfo) and info.has_audio else None)
+
+    mask_path = _save_masks_path(options, job)
+    outputs: list[_Output] = []
+    frames = hole_pixels = copied = 0
+    stream = repair_frames(source_frames, inpainter, masks=masks, detector=detector, options=options.repair,
+                           warmup=warmup)
+    try:
+        outputs.append(_Output(job.output, job.output_kind, make_writer))
+        if mask_path is not None:
+            mask_kind = "video" if is_video(mask_path) else "frames"
+            outputs.append(_Output(mask_path, mask_kind, lambda tmp: (
+                FramesWriter(tmp) if mask_kind == "frames" else
+                VideoWriter(tmp, info.width, info.height, fps, codec="libx264", lossless=True,
+                            pix_fmt=output_pix_fmt(info.width, info.height, None)))))
+        for repaired in stream:
+            writer = outputs[0].writer
+            if isinstance(writer, FramesWriter):
+                if isinstance(info, SequenceInfo):  # same names, formats and metadata as the input frames
+                    name = info.files[repaired.index].name
+                    writer.write(repaired.pixels, pictures.get(repaired.index), name)
+                else:
+                    writer.write(repaired.pixels)
+            else:
+                assert isinstance(writer, VideoWriter)
+                writer.write(_rgb8(repaired.pixels))
+            pictures.pop(repaired.index, None)
+            if len(outputs) > 1:
+                grey = repaired.mask.astype(np.uint8) * 255
+                mask_writer = outputs[1].writer
+                if isinstance(mask_writer, FramesWriter):
+                    mask_writer.write(grey[..., None])
+                else:
+                    assert isinstance(mask_writer, VideoWriter)
+                    mask_writer.write(np.repeat(grey[..., None], 3, axis=2))
+            frames += 1
+            hole_pixels += int(repaired.mask.sum())
+            copied += repaired.copied
+            if on_frame is not None:
+                on_frame(job, frames, info.expected_frames)
+        if frames == 0:
+            raise VideoError("no frame could be decoded")
+        for output in outputs:
+            output.commit()
+    except BaseException as exc:
+        stream.close()
+        for output in outputs:
+            output.abort(exc)
+        raise
+    finally:
+        if hasattr(source_frames, "close"):
+            source_frames.close()  # type: ignore[union-attr]
+    total = frames * shape[0] * shape[1]
+    return VideoResult(
+        path=str(job.source), output=str(job.output), status="ok",
+        damaged_percent=round(100.0 * hole_pixels / total, 3) if total else None,
+        seconds=round(time.perf_counter() - start, 3), frames=frames, fps=round(float(fps), 4),
+        copied_percent=round(100.0 * copied / hole_pixels, 2) if hole_pixels else None,
+        warnings=list(reader.warnings) if reader is not None else [],
+    )
+
+
+def restore_videos(specs: list[str], inpainter: Inpainter, options: VideoOptions | None = None,
+                   detector: Detector | None = None, on_result: Callable[[FileResult], None] | None = None,
+                   on_plan: Callable[[list[VideoJob]], None] | None = None,
+                   on_frame: FrameCallback | None = None) -> VideoSummary:
+    """The whole ``restore video`` run; UsageError (before any file is touched) for bad arguments."""
+    options = options or VideoOptions()
+    exclude = [p for p in (options.masks, options.save_masks) if p is not None]
+    jobs = plan_video_jobs(specs, options.output, options.to, options.shard, exclude)
+    if on_plan:
+        on_plan(jobs)
+    names = (inpainter.model_name + (f"+detector:{detector.model_name}" if detector is not None else ""),
+             str(inpainter.device))
+    started = time.perf_counter()
+    summary = VideoSummary()
+    report = open(options.report, "w") if options.report else None  # noqa: SIM115
+    try:
+        for job in jobs:
+            if job.output.exists() and not options.overwrite:
+                result: FileResult = VideoResult(str(job.source), str(job.output), "skipped")
+            else:
+                try:
+                    result = restore_video(job, inpainter, options, detector, on_frame)
+                    result.model, result.device = names
+                except Exception as exc:  # noqa: BLE001 - one bad clip must not end a run over an archive
+                    result = VideoResult(str(job.source), str(job.output), "failed",
+                                         error=str(exc) or repr(exc), model=names[0], device=names[1])
+            if isinstance(result, VideoResult):
+                summary.frames += result.frames
+            summary.results.append(result)
+            if report:
+                report.write(json.dumps(asdict(result)) + "\n")
+                report.flush()
+            if on_result:
+                on_result(result)
+    finally:
+        if report:
+            report.close()
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,431 @@
+"""Filling a frame's holes from its neighbours, along dense optical flow (OpenCV's DIS).
+
+Damage in old footage moves (dust, scratches) or the scene moves under it (a logo on a pan), so
+most of what a frame hides is visible a frame or two away. Copying it from there is both more
+faithful than any generator and stable from frame to frame, which per-frame inpainting is not.
+
+Flow is computed on grey frames scaled to at most ``FLOW_SIDE`` pixels, with the holes pre-filled
+so the damage itself does not attract the flow, then filled inside the holes by normalized
+convolution from the surrounding motion. A copy is trusted where the forward-backward check
+passes (the two flows agree, Sundaram et al. 2010), the target lies inside the frame and is not a
+hole there. Each copy is corrected by its misfit on a band of known pixels around the hole
+(slightly wrong motion or a change of light is off by an amount that varies slowly), and the
+copies from all neighbours are averaged with weights that favour the ones that fit that band
+best and the nearest frames. Pairs of frames that mostly fail the check are treated as different
+shots (a cut) and never copy.
+
+All per-pixel work is on the list of hole pixels, so thin damage costs little at any resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+FLOW_SIDE = 640  # flow resolution (long side); DIS at 640x360 takes ~4 ms on one core
+FB_ALPHA, FB_BETA = 0.01, 1.5  # forward-backward check (Sundaram et al.), in flow pixels
+SAME_SHOT = 0.5  # a pair of frames with fewer consistent flow vectors than this is a cut
+RING = 3  # width of the known band around a hole on which each copy's misfit is measured
+SOFT = 2 / 255  # fit weights: misfits below this count as equally good
+FIT = 6 / 255  # a copy the flow check rejected is still taken if the band around fits this well
+
+
+def to_grey(pixels: np.ndarray) -> np.ndarray:
+    """uint8 grey of any frame (1-4 channels, 8 or 16 bit), for flow and cues."""
+    if pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
+    if pixels.ndim == 2:
+        return pixels
+    if pixels.shape[2] >= 3:
+        return cv2.cvtColor(np.ascontiguousarray(pixels[..., :3]), cv2.COLOR_RGB2GRAY)
+    return np.ascontiguousarray(pixels[..., 0])
+
+
+def normalized_fill(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Fill unknown pixels with a locally weighted mean of known ones, coarser until all are filled.
+
+    Cheap (a few resizes, whatever the hole's size) and smooth: right for flow fields and for the
+    grey images flow is computed on, where only the broad shape of the fill matters.
+    """
+    missing = ~known
+    if not missing.any():
+        return values
+    out = values.astype(np.float32, copy=True)
+    if not known.any():
+        out[:] = 0
+        return out
+    weight = known.astype(np.float32)
+    weighted = out * (weight[..., None] if out.ndim == 3 else weight)
+    h, w = known.shape
+    factor = 1
+    while missing.any():
+        if factor >= 4 * max(h, w):  # nothing known anywhere near: the mean of what is known
+            out[missing] = out[known].mean(axis=0)
+            break
+        if factor == 1:
+            num = cv2.GaussianBlur(weighted, (5, 5), 1.5)
+            den = cv2.GaussianBlur(weight, (5, 5), 1.5)
+        else:
+            small = (max(1, w // factor), max(1, h // factor))
+            num = cv2.resize(cv2.resize(weighted, small, interpolation=cv2.INTER_AREA), (w, h),
+                             interpolation=cv2.INTER_LINEAR)
+            den = cv2.resize(cv2.resize(weight, small, interpolation=cv2.INTER_AREA), (w, h),
+                             interpolation=cv2.INTER_LINEAR)
+        ok = missing & (den > 1e-3)
+        ratio = num[ok] / (den[ok][:, None] if num.ndim == 3 else den[ok])
+        out[ok] = ratio
+        missing &= ~ok
+        factor *= 4
+    return out
+
+
+def bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Sample ``image`` (H x W or H x W x C) at float coordinates, clamped to the frame; float32."""
+    h, w = image.shape[:2]
+    x = np.clip(x, 0, w - 1)
+    y = np.clip(y, 0, h - 1)
+    x0 = np.minimum(x.astype(np.intp), w - 2) if w > 1 else np.zeros(x.shape, np.intp)
+    y0 = np.minimum(y.astype(np.intp), h - 2) if h > 1 else np.zeros(y.shape, np.intp)
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
+    if image.ndim == 3:
+        fx, fy = fx[:, None], fy[:, None]
+    top = image[y0, x0] * (1 - fx) + image[y0, x1] * fx
+    bottom = image[y1, x0] * (1 - fx) + image[y1, x1] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
+
+
+@dataclass
+class FrameSlot:
+    """One frame while it is in the sliding window."""
+
+    index: int
+    pixels: np.ndarray  # H x W x C, the decoded frame
+    hole: np.ndarray  # bool H x W, what to repair (grows while cues come in)
+    grey: np.ndarray | None = None  # low-resolution grey with the holes pre-filled, for flow
+    raw_grey: np.ndarray | None = None  # low-resolution grey as decoded, for the overlay cue
+    out: np.ndarray | None = None  # the repaired frame once propagation ran
+    pending: np.ndarray | None = None  # pixels of ``out`` not known yet (waiting for the generator)
+    final: bool = False  # hole complete: no cue will add to it any more
+    _hole_low: np.ndarray | None = field(default=None, repr=False)
+    _blocked: np.ndarray | None = field(default=None, repr=False)
+
+    def set_final(self) -> None:
+        self.final = True
+        self._hole_low = self._blocked = None
+
+    def blocked(self) -> np.ndarray:
+        """Hole grown by one pixel: a bilinear sample touching it would mix in damage."""
+        if self._blocked is None:
+            self._blocked = cv2.dilate(self.hole.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        return self._blocked
+
+
+@dataclass
+class Track:
+    """Where some pixels of one frame are in another: coordinates and which ones to trust."""
+
+    x: np.ndarray
+    y: np.ndarray
+    ok: np.ndarray  # inside the frame and the flow passes the forward-backward check
+    inside: np.ndarray  # inside the frame
+
+
+class Propagator:
+    """Flow between frames of one clip (cached per pair), and the copying of pixels along it."""
+
+    def __init__(self, height: int, width: int, side: int = FLOW_SIDE) -> None:
+        self.height, self.width = height, width
+        self.scale = min(1.0, side / max(height, width))
+        self.low = (max(8, round(width * self.scale)), max(8, round(height * self.scale)))  # (w, h)
+        # The scale actually used in each direction (sizes are rounded).
+        self.sx, self.sy = self.low[0] / width, self.low[1] / height
+        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self._raw: dict[tuple[int, int], np.ndarray] = {}
+        self._filled: dict[tuple[int, int], np.ndarray] = {}
+        self._shot: dict[tuple[int, int], bool] = {}
+        self._low_holes: dict[int, np.ndarray] = {}
+
+    # -- per frame -----------------------------------------------------------------------
+
+    def prepare(self, slot: FrameSlot) -> None:
+        """Low-resolution greys of a new frame: as decoded, and with its current holes pre-filled."""
+        grey = to_grey(slot.pixels)
+        small = cv2.resize(grey, self.low, interpolation=cv2.INTER_AREA) if self.scale < 1 else grey
+        slot.raw_grey = small
+        slot.grey = self._prefill(small, self.hole_low(slot, cache=False))
+
+    def hole_low(self, slot: FrameSlot, cache: bool = True) -> np.ndarray:
+        if cache and slot.final and slot.index in self._low_holes:
+            return self._low_holes[slot.index]
+        hole = slot.hole
+        if self.scale < 1:
+            hole = cv2.resize(hole.astype(np.uint8), self.low, interpolation=cv2.INTER_AREA) > 0
+        hole = cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        if cache and slot.final:
+            self._low_holes[slot.index] = hole
+        return hole
+
+    @staticmethod
+    def _prefill(grey: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        if not hole.any():
+            return grey
+        return np.clip(normalized_fill(grey.astype(np.float32), ~hole), 0, 255).astype(np.uint8)
+
+    # -- flow ------------------------------------------------------------------------------
+
+    def flow(self, a: FrameSlot, b: FrameSlot) -> np.ndarray:
+        """Raw flow a -> b at low resolution: b(p + flow(p)) ~ a(p)."""
+        key = (a.index, b.index)
+        if key not in self._raw:
+            self._raw[key] = self.dis.calc(a.grey, b.grey, None)
+        return self._raw[key]
+
+    def filled_flow(self, a: FrameSlot, b: FrameSlot) -> np.ndarray:
+        """Flow a -> b with the values inside a's holes replaced by the motion around them."""
+        key = (a.index, b.index)
+        if key not in self._filled:
+            self._filled[key] = normalized_fill(self.flow(a, b), ~self.hole_low(a))
+        return self._filled[key]
+
+    def consistent(self, forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+        """Forward-backward check of a whole low-resolution flow pair (bool per pixel of the first)."""
+        h, w = forward.shape[:2]
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        back = cv2.remap(backward, gx + forward[..., 0], gy + forward[..., 1], cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+        return _fb_ok(forward, back)
+
+    def same_shot(self, a: FrameSlot, b: FrameSlot) -> bool:
+        """False across a cut: then most flow vectors fail the forward-backward check."""
+        key = (min(a.index, b.index), max(a.index, b.index))
+        if key not in self._shot:
+            forward = self.flow(a, b)[::4, ::4]  # a sparse grid is plenty for a fraction
+            h, w = forward.shape[:2]
+            gy, gx = np.mgrid[0:h * 4:4, 0:w * 4:4].astype(np.float32)
+            back = bilinear(self.flow(b, a), (gx + forward[..., 0]).ravel(), (gy + forward[..., 1]).ravel())
+            self._shot[key] = bool(_fb_ok(forward.reshape(-1, 2), back).mean() >= SAME_SHOT)
+        return self._shot[key]
+
+    def full_flow(self, a: FrameSlot, b: FrameSlot) -> np.ndarray:
+        """Raw flow a -> b at full resolution, in full-resolution pixels (for the speck cue)."""
+        flow = self.flow(a, b)
+        if self.scale >= 1:
+            return flow
+        flow = cv2.resize(flow, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        flow[..., 0] /= self.sx
+        flow[..., 1] /= self.sy
+        return flow
+
+    def track(self, a: FrameSlot, b: FrameSlot, y: np.ndarray, x: np.ndarray) -> Track:
+        """Where full-resolution pixels (y, x) of frame a are in frame b, and whether to trust it."""
+        lx = (x + 0.5) * self.sx - 0.5
+        ly = (y + 0.5) * self.sy - 0.5
+        forward = bilinear(self.filled_flow(a, b), lx, ly)
+        back = bilinear(self.filled_flow(b, a), lx + forward[:, 0], ly + forward[:, 1])
+        tx = x + forward[:, 0] / self.sx
+        ty = y + forward[:, 1] / self.sy
+        inside = (tx >= 0) & (ty >= 0) & (tx <= self.width - 1) & (ty <= self.height - 1)
+        return Track(tx, ty, _fb_ok(forward, back) & inside, inside)
+
+    def forget(self, before: int) -> None:
+        """Drop everything about frames older than ``before``: memory stays flat."""
+        for cache in (self._raw, self._filled, self._shot):
+            for key in [k for k in cache if min(k) < before]:
+                del cache[key]
+        for index in [i for i in self._low_holes if i < before]:
+            del self._low_holes[index]
+
+
+def _fb_ok(forward: np.ndarray, back: np.ndarray) -> np.ndarray:
+    err = ((forward + back) ** 2).sum(-1)
+    return err < FB_ALPHA * ((forward ** 2).sum(-1) + (back ** 2).sum(-1)) + FB_BETA
+
+
+@dataclass
+class Pending:
+    """What propagation left: pixels only the generator can fill (``root``), and pixels to copy
+    from the previous frame's output once that frame is complete (``chain``)."""
+
+    root: np.ndarray  # bool H x W
+    chain_y: np.ndarray
+    chain_x: np.ndarray
+    from_x: np.ndarray  # where, in the previous frame
+    from_y: np.ndarray
+
+    @property
+    def mask(self) -> np.ndarray:
+        mask = self.root.copy()
+        mask[self.chain_y, self.chain_x] = True
+        return mask
+
+
+def _as_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return values.astype(dtype)
+
+
+def _ring(hole: np.ndarray, width: int = RING) -> tuple[np.ndarray, np.ndarray]:
+    """Known pixels within ``width`` of the hole: where a copy's misfit can be measured."""
+    size = 2 * width + 1
+    grown = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))) > 0
+    return np.nonzero(grown & ~hole)
+
+
+def _correction(slot: FrameSlot, source: np.ndarray, track: Track, blocked: np.ndarray | None,
+                ys: np.ndarray, xs: np.ndarray,
+                ring: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """How much to add to copies at (ys, xs), and how well the copy fits (mean absolute misfit).
+
+    The correction is the copy's misfit on the ring around the hole, spread inward.
+
+    A copy along a slightly wrong flow, or from a frame a little brighter, is off by an amount
+    that varies slowly; measuring it on the known pixels around the hole and interpolating it
+    inside (normalized box filters, a cheap stand-in for Poisson blending) removes most of it.
+    """
+    channels = slot.pixels.shape[2]
+    correction = np.zeros((len(ys), channels), np.float32)
+    fit = np.full(len(ys), np.inf, np.float32)
+    ry, rx = ring
+    ok = track.inside.copy()
+    if blocked is not None:
+        ok[ok] &= ~blocked[np.rint(track.y[ok]).astype(np.intp), np.rint(track.x[ok]).astype(np.intp)]
+    if not ok.any() or not len(ys):
+        return correction, fit
+    ry, rx = ry[ok], rx[ok]
+    misfit = (slot.pixels[ry, rx].reshape(-1, channels).astype(np.float32)
+              - bilinear(source, track.x[ok], track.y[ok]).reshape(-1, channels))
+    y0, x0 = max(0, int(ys.min()) - RING), max(0, int(xs.min()) - RING)
+    y1, x1 = int(ys.max()) + RING + 1, int(xs.max()) + RING + 1
+    inside = (ry >= y0) & (ry < y1) & (rx >= x0) & (rx < x1)
+    # Sums over 2x2 cells: the misfit varies slowly, and the box filters run on a quarter of the pixels.
+    h, w = (min(y1, slot.hole.shape[0]) - y0 + 1) // 2, (min(x1, slot.hole.shape[1]) - x0 + 1) // 2
+    cells = ((ry[inside] - y0) // 2) * w + (rx[inside] - x0) // 2
+    weight = np.bincount(cells, minlength=h * w).astype(np.float32).reshape(h, w)
+    total = np.stack([np.bincount(cells, misfit[inside, c], minlength=h * w) for c in range(channels)],
+                     axis=-1).astype(np.float32).reshape(h, w, channels)
+    spread = np.bincount(cells, np.abs(misfit[inside]).max(-1), minlength=h * w)
+    spread = spread.astype(np.float32).reshape(h, w)
+    cy, cx = (ys - y0) // 2, (xs - x0) // 2
+    need = np.ones(len(ys), bool)
+    for size in (RING + 2, 4 * RING + 5):  # ~10 px, then ~34 px for the middle of wider holes
+        num = cv2.blur(total, (size, size)).reshape(h, w, channels)
+        den = cv2.blur(weight, (size, size))
+        at = den[cy, cx]
+        take = need & (at > 1e-6)
+        correction[take] = num[cy[take], cx[take]] / at[take, None]
+        fit[take] = cv2.blur(spread, (size, size))[cy[take], cx[take]] / at[take]
+        need &= ~take
+        if not need.any():
+            break
+    return correction, fit
+
+
+def propagate(slot: FrameSlot, neighbours: list[list[FrameSlot]], previous: FrameSlot | None,
+              prop: Propagator) -> tuple[np.ndarray, Pending, int]:
+    """Fill ``slot``'s holes from neighbours; returns (pixels, what is left, pixels copied).
+
+    ``neighbours`` is grouped by distance (nearest first), each group the frames before and after.
+    ``previous`` is the frame just before, already repaired (its ``out``), used last: content no
+    original frame shows is then carried along the motion instead of being invented again.
+    """
+    out = slot.pixels.copy()
+    ys, xs = np.nonzero(slot.hole)
+    left = np.ones(len(ys), bool)
+    channels = out.shape[2]
+    scale = float(np.iinfo(out.dtype).max) if np.issubdtype(out.dtype, np.integer) else 1.0
+    ring = _ring(slot.hole) if len(ys) else (ys, xs)
+    todo = np.nonzero(left)[0]
+    if len(todo):
+        # Every trusted copy from the neighbours, weighted by how well the band around the hole
+        # fits it: a copy along good motion fits closely and wins; several good ones are averaged,
+        # which also averages out the noise of the codec.
+        total = np.zeros((len(todo), channels), np.float32)
+        weight = np.zeros(len(todo), np.float32)
+        soft = SOFT * scale
+        for distance, group in enumerate(neighbours, start=1):
+            for other in group:
+                if not prop.same_shot(slot, other):
+                    continue
+                track = prop.track(slot, other, ys[todo], xs[todo])
+                ok = track.ok.copy()
+                blocked = other.blocked()
+                ok[ok] &= ~blocked[np.rint(track.y[ok]).astype(np.intp), np.rint(track.x[ok]).astype(np.intp)]
+                if not ok.any():
+                    continue
+                around = prop.track(slot, other, *ring)
+                correction, fit = _correction(slot, other.pixels, around, blocked, ys[todo][ok], xs[todo][ok],
+                                              ring)
+                values = bilinear(other.pixels, track.x[ok], track.y[ok]).reshape(-1, channels) + correction
+                w = 1.0 / ((np.minimum(fit, 1e6) + soft) ** 2 * distance)
+                total[ok] += values * w[:, None]
+                weight[ok] += w
+        got = weight > 0
+        idx = todo[got]
+        out[ys[idx], xs[idx]] = _as_dtype(total[got] / weight[got, None], out.dtype)
+        left[idx] = False
+    copied = int(len(ys) - left.sum())
+    chain = np.zeros(0, np.intp)
+    from_x = from_y = np.zeros(0, np.float32)
+    todo = np.nonzero(left)[0]
+    if len(todo) and previous is not None and previous.out is not None and prop.same_shot(slot, previous):
+        track = prop.track(slot, previous, ys[todo], xs[todo])
+        ok = track.ok
+        waiting = np.zeros(len(todo), bool)
+        if previous.pending is not None:
+            grown = cv2.dilate(previous.pending.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+            waiting[ok] = grown[np.rint(track.y[ok]).astype(np.intp), np.rint(track.x[ok]).astype(np.intp)]
+        now = ok & ~waiting
+        idx = todo[now]
+        values = bilinear(previous.out, track.x[now], track.y[now]).reshape(-1, channels)
+        if now.any():
+            around = prop.track(slot, previous, *ring)
+            values += _correction(slot, previous.out, around, None, ys[idx], xs[idx], ring)[0]
+        out[ys[idx], xs[idx]] = _as_dtype(values, out.dtype)
+        later = ok & waiting
+        chain = todo[later]
+        from_x, from_y = track.x[later], track.y[later]
+        left[todo[ok]] = False
+        copied += int(now.sum())
+    todo = np.nonzero(left)[0]
+    if len(todo) and neighbours:
+        # Last chance before the generator: where the flow check failed (flat areas, where flow is
+        # ambiguous, fail it most) a copy from the nearest frames is still taken if the known pixels
+        # around the hole fit that frame closely.
+        best = np.full(len(todo), FIT * scale, np.float32)
+        values = np.zeros((len(todo), channels), np.float32)
+        for other in neighbours[0]:
+            if not prop.same_shot(slot, other):
+                continue
+            track = prop.track(slot, other, ys[todo], xs[todo])
+            blocked = other.blocked()
+            ok = track.inside.copy()
+            ok[ok] &= ~blocked[np.rint(track.y[ok]).astype(np.intp), np.rint(track.x[ok]).astype(np.intp)]
+            if not ok.any():
+                continue
+            around = prop.track(slot, other, *ring)
+            correction, fit = _correction(slot, other.pixels, around, blocked, ys[todo][ok], xs[todo][ok],
+                                          ring)
+            better = fit < best[ok]
+            sel = np.nonzero(ok)[0][better]
+            best[sel] = fit[better]
+            values[sel] = (bilinear(other.pixels, track.x[sel], track.y[sel]).reshape(-1, channels)
+                           + correction[better])
+        got = best < FIT * scale
+        out[ys[todo[got]], xs[todo[got]]] = _as_dtype(values[got], out.dtype)
+        left[todo[got]] = False
+        copied += int(got.sum())
+    root = np.zeros(slot.hole.shape, bool)
+    root[ys[left], xs[left]] = True
+    return out, Pending(root, ys[chain], xs[chain], from_x, from_y), copied
+
+
+def resolve_chain(out: np.ndarray, pending: Pending, previous_out: np.ndarray) -> None:
+    """Copy the pixels that waited for the previous frame's generator fill (in place)."""
+    if len(pending.chain_y):
+        values = bilinear(previous_out, pending.from_x, pending.from_y).reshape(-1, out.shape[2])
+        out[pending.chain_y, pending.chain_x] = _as_dtype(values, out.dtype)
