@@ -36,7 +36,8 @@ def detector_options(func: Callable) -> Callable:
     """--detector, --sensitivity."""
     options = [
         click.option("--detector", default=None, metavar="PATH",
-                     help="Damage detector weights (default: the detector shipped with restore)."),
+                     help="Damage detector weights, or 'preview' for the work-in-progress one that ships "
+                          "(default: the shipped default detector; none yet, see docs/MODEL.md)."),
         click.option("--sensitivity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
                      help="Higher finds fainter damage but flags more that is not; lower the opposite."),
     ]

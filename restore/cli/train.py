@@ -28,7 +28,8 @@ metrics, in the same format as a one-device run, so either resumes the other."""
               help="Checkpoints, sample grids and metrics.jsonl. Default: OUT's name + '-train/'.")
 @click.option("--resume", is_flag=True, help="Continue from WORK_DIR/checkpoint.pt if present.")
 @click.option("--init", "init", type=str, default=None,
-              help="Fine-tune from a model: a path, or 'default' for the shipped one.")
+              help="Fine-tune from a model: a path, or 'default' for the shipped one ('preview': the "
+                   "work-in-progress detector, with --task detect).")
 @click.option("--steps", type=int, default=100_000, show_default=True)
 @click.option("--minutes", type=float, default=None, help="Stop after this much time.")
 @click.option("--batch-size", type=int, default=None,
@@ -109,12 +110,14 @@ def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path |
                     device: object, checkpoint_minutes: float, sample_every: int, log_every: int,
                     seed: int, quiet: bool, lr: float) -> None:
     from restore.detect.train import DetectTrainConfig, train_detector
-    from restore.detect.weights import default_detector_path
+    from restore.detect.weights import default_detector_path, resolve_detector_path
     from restore.train.progress import TrainProgress
 
     if crop % 16:
         raise click.BadParameter("must be a multiple of 16 for the detector", param_hint="--crop")
-    init_path = default_detector_path() if init == "default" else (Path(init) if init else None)
+    init_path = None
+    if init:
+        init_path = default_detector_path() if init == "default" else resolve_detector_path(init)
     cfg = DetectTrainConfig(
         data=data, out=out, work_dir=work_dir or out.with_name(out.stem + "-train"), labels=labels,
         resume=resume, init=init_path, steps=steps, minutes=minutes, batch_size=batch_size, crop=crop,

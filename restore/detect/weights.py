@@ -8,19 +8,38 @@ from pathlib import Path
 import torch
 
 from restore.detect.model import DamageNet, DetectorConfig
-from restore.model.weights import read_weights, save_atomic
+from restore.model.weights import WeightsError, read_weights, save_atomic
 
 DETECTOR_FORMAT = "restore-detect-v1"
 
 
+PREVIEW = "preview"  # --detector preview: the shipped work-in-progress detector
+
+
 def default_detector_path() -> Path:
-    """The detector that ships inside the package."""
+    """The default detector inside the package (not shipped yet: see docs/MODEL.md)."""
     return Path(__file__).resolve().parents[1] / "weights" / "detect.pt"
+
+
+def preview_detector_path() -> Path:
+    """A work-in-progress detector that ships for trying out and fine-tuning, never used by default."""
+    return Path(__file__).resolve().parents[1] / "weights" / "detect-preview.pt"
+
+
+def resolve_detector_path(model: str | os.PathLike | None) -> Path:
+    """None: the default detector; "preview": the preview one; anything else is a path."""
+    if model is None:
+        return default_detector_path()
+    return preview_detector_path() if str(model) == PREVIEW else Path(model)
 
 
 def load_detector(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> DamageNet:
     """Build the network a weights file describes and load it, in eval mode."""
-    path = Path(path) if path is not None else default_detector_path()
+    if path is None and not default_detector_path().exists():
+        raise WeightsError("restore ships no default damage detector yet: give --masks, or try the "
+                           "work-in-progress one with --detector preview (its measured quality is in "
+                           "docs/MODEL.md; check its masks with `restore detect --overlay` first)")
+    path = resolve_detector_path(path)
     config, state, meta = read_weights(path, DETECTOR_FORMAT, "damage detector", "optimizer")
     model = DamageNet(DetectorConfig.from_dict(config))
     model.load_state_dict(state)
