@@ -187,3 +187,24 @@ def test_images_without_masks_uses_the_detector(tmp_path, tiny_model, tiny_detec
     out = cv2.imread(str(tmp_path / "out" / "a.png"))
     original = cv2.imread(str(src / "a.png"))
     assert np.array_equal(out[~used], original[~used])
+
+
+def test_eval_task_detect_is_seeded_and_writes_results(tmp_path, tiny_detector):
+    from conftest import EXAMPLES
+
+    args = ["eval", str(EXAMPLES / "originals"), "--task", "detect", "--types", "scratch,mixed",
+            "--detector", str(tiny_detector), "--limit", "2"]
+    reports = []
+    for run in ("a", "b"):
+        code, out = _run(*args, "--out", str(tmp_path / run))
+        assert code == 0 and "scratch" in out
+        reports.append(json.loads((tmp_path / run / "results.json").read_text()))
+    assert reports[0]["types"] == reports[1]["types"]  # same seed, same damage, same scores
+    assert set(reports[0]["types"]) == {"scratch", "mixed", "clean"}
+    for row in (reports[0]["types"]["scratch"], reports[0]["types"]["mixed"]):
+        assert all(0.0 <= row[k] <= 1.0 for k in ("precision", "recall", "f1", "iou"))
+        assert row["damaged_percent"] > 0
+    assert (tmp_path / "a" / "overlays" / "scratch-0-truth.png").exists()
+    code, _ = _run("eval", str(EXAMPLES / "originals"), "--task", "detect", "--types", "smudge",
+                   "--detector", str(tiny_detector))
+    assert code == 2
