@@ -14,6 +14,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -178,20 +179,17 @@ def _write_detected(item: _Loaded, options: DetectOptions, compute_seconds: floa
     )
 
 
-def _run(jobs: list[Job], overwrite: bool, report_path: Path | None, batch_size: int, prefetch: int,
-         load: Callable[[Job], _Loaded], compute: Callable[[list[_Loaded]], list],
+def _run(jobs: list[Job], overwrite: bool, report: Callable[[FileResult], None], batch_size: int,
+         prefetch: int, load: Callable[[Job], _Loaded], compute: Callable[[list[_Loaded]], list],
          write: Callable[[_Loaded, object, float], FileResult], names: tuple[str, str],
          on_result: Callable[[FileResult], None] | None) -> Summary:
     """The shared skeleton: skip done outputs, prefetch reads, compute in chunks, write behind."""
     started = time.perf_counter()
     summary = Summary()
-    report = open(report_path, "w") if report_path else None  # noqa: SIM115
 
     def record(result: FileResult) -> None:
         summary.results.append(result)
-        if report:
-            report.write(json.dumps(asdict(result)) + "\n")
-            report.flush()
+        report(result)
         if on_result:
             on_result(result)
 
@@ -207,40 +205,36 @@ def _run(jobs: list[Job], overwrite: bool, report_path: Path | None, batch_size:
             todo.append(job)
 
     writes: list[tuple[Job, Future]] = []
-    try:
-        with ThreadPoolExecutor(2, "restore-read") as readers, \
-                ThreadPoolExecutor(2, "restore-write") as writers:
-            chunk: list[_Loaded] = []
+    with ThreadPoolExecutor(2, "restore-read") as readers, \
+            ThreadPoolExecutor(2, "restore-write") as writers:
+        chunk: list[_Loaded] = []
 
-            def flush() -> None:
-                if not chunk:
-                    return
-                start = time.perf_counter()
-                try:
-                    outputs = compute(chunk)
-                except Exception as exc:  # noqa: BLE001 - one bad batch must not end the run
-                    for c in chunk:
-                        fail(c.job, exc)
-                    chunk.clear()
-                    return
-                share = (time.perf_counter() - start) / len(chunk)
-                for c, out in zip(chunk, outputs, strict=True):
-                    writes.append((c.job, writers.submit(write, c, out, share)))
+        def flush() -> None:
+            if not chunk:
+                return
+            start = time.perf_counter()
+            try:
+                outputs = compute(chunk)
+            except Exception as exc:  # noqa: BLE001 - one bad batch must not end the run
+                for c in chunk:
+                    fail(c.job, exc)
                 chunk.clear()
-                _drain(writes, record, fail, block=False)
+                return
+            share = (time.perf_counter() - start) / len(chunk)
+            for c, out in zip(chunk, outputs, strict=True):
+                writes.append((c.job, writers.submit(write, c, out, share)))
+            chunk.clear()
+            _drain(writes, record, fail, block=False)
 
-            for job, future in _prefetch(todo, load, prefetch, readers):
-                try:
-                    chunk.append(future.result())
-                except (ImageError, OSError, ValueError, MemoryError) as exc:
-                    fail(job, exc)
-                if len(chunk) >= batch_size:
-                    flush()
-            flush()
-            _drain(writes, record, fail, block=True)
-    finally:
-        if report:
-            report.close()
+        for job, future in _prefetch(todo, load, prefetch, readers):
+            try:
+                chunk.append(future.result())
+            except (ImageError, OSError, ValueError, MemoryError) as exc:
+                fail(job, exc)
+            if len(chunk) >= batch_size:
+                flush()
+        flush()
+        _drain(writes, record, fail, block=True)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -275,7 +269,7 @@ def restore_images(
     given_dilate = options.dilate if options.dilate is not None else 0
     found_dilate = options.dilate if options.dilate is not None else DETECTED_DILATE
     same_format = options.output_format is None
-    names = _names(inpainter, detector)
+    names = model_names(inpainter, detector)
 
     def compute(chunk: list[_Loaded]) -> list[np.ndarray | None]:
         if detector is not None:
@@ -285,12 +279,13 @@ def restore_images(
         by_id = {id(c): r for c, r in zip(todo, repaired, strict=True)}
         return [by_id.get(id(c)) for c in chunk]
 
-    return _run(
-        jobs, options.overwrite, options.report, options.batch_size, options.prefetch,
-        load=lambda job: _load(job, given_dilate, need_mask=detector is None), compute=compute,
-        write=lambda item, pixels, secs: _write_repaired(item, pixels, options, secs, names),
-        names=names, on_result=on_result,
-    )
+    with report_lines(options.report) as report:
+        return _run(
+            jobs, options.overwrite, report, options.batch_size, options.prefetch,
+            load=lambda job: _load(job, given_dilate, need_mask=detector is None), compute=compute,
+            write=lambda item, pixels, secs: _write_repaired(item, pixels, options, secs, names),
+            names=names, on_result=on_result,
+        )
 
 
 def detect_images(
@@ -312,15 +307,31 @@ def detect_images(
         return [None] * len(chunk)
 
     names = (f"detector:{detector.model_name}", str(detector.device))
-    return _run(
-        jobs, options.overwrite, options.report, options.batch_size, options.prefetch,
-        load=lambda job: _load(job, 0, need_mask=False), compute=compute,
-        write=lambda item, _, secs: _write_detected(item, options, secs, names),
-        names=names, on_result=on_result,
-    )
+    with report_lines(options.report) as report:
+        return _run(
+            jobs, options.overwrite, report, options.batch_size, options.prefetch,
+            load=lambda job: _load(job, 0, need_mask=False), compute=compute,
+            write=lambda item, _, secs: _write_detected(item, options, secs, names),
+            names=names, on_result=on_result,
+        )
 
 
-def _names(inpainter: Inpainter, detector: Detector | None) -> tuple[str, str]:
+@contextmanager
+def report_lines(path: Path | None) -> Iterator[Callable[[FileResult], None]]:
+    """A writer of one JSON line per result, flushed each time so a crash keeps what was written."""
+    if path is None:
+        yield lambda result: None
+        return
+    with open(path, "w") as fh:
+        def write(result: FileResult) -> None:
+            fh.write(json.dumps(asdict(result)) + "\n")
+            fh.flush()
+
+        yield write
+
+
+def model_names(inpainter: Inpainter, detector: Detector | None) -> tuple[str, str]:
+    """(model, device) as reports name them."""
     model = inpainter.model_name
     if detector is not None:
         model += f"+detector:{detector.model_name}"

@@ -6,7 +6,7 @@ a laptop CPU. The network first folds each 4 x 4 block of pixels into channels
 (space-to-depth, lossless, so the hairline survives) and does all its work at quarter
 resolution and below; the head predicts one logit per original pixel and unfolds them
 back (depth-to-space). The cost per pixel is a sixteenth of a full-resolution U-Net's.
-The deepest level sees about 200 pixels around each point: enough to tell a scratch on
+The receptive field is about 280 pixels wide (140 on each side): enough to tell a scratch on
 top of the picture from a power line inside it.
 """
 

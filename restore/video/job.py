@@ -19,17 +19,16 @@ clip's length. For each batch of ``batch_size`` frames:
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from restore.batch import DETECTED_DILATE, FileResult, Summary
+from restore.batch import DETECTED_DILATE, FileResult, Summary, model_names, report_lines
 from restore.detect.detector import Detector
 from restore.inpaint.engine import Inpainter
 from restore.io.images import Picture, atomic_output
@@ -492,12 +491,10 @@ def restore_videos(specs: list[str], inpainter: Inpainter, options: VideoOptions
     jobs = plan_video_jobs(specs, options.output, options.to, options.shard, exclude)
     if on_plan:
         on_plan(jobs)
-    names = (inpainter.model_name + (f"+detector:{detector.model_name}" if detector is not None else ""),
-             str(inpainter.device))
+    names = model_names(inpainter, detector)
     started = time.perf_counter()
     summary = VideoSummary()
-    report = open(options.report, "w") if options.report else None  # noqa: SIM115
-    try:
+    with report_lines(options.report) as report:
         for job in jobs:
             if job.output.exists() and not options.overwrite:
                 result: FileResult = VideoResult(str(job.source), str(job.output), "skipped")
@@ -511,13 +508,8 @@ def restore_videos(specs: list[str], inpainter: Inpainter, options: VideoOptions
             if isinstance(result, VideoResult):
                 summary.frames += result.frames
             summary.results.append(result)
-            if report:
-                report.write(json.dumps(asdict(result)) + "\n")
-                report.flush()
+            report(result)
             if on_result:
                 on_result(result)
-    finally:
-        if report:
-            report.close()
     summary.seconds = time.perf_counter() - started
     return summary
