@@ -14,6 +14,29 @@ def fail_usage(message: str) -> NoReturn:
     raise click.UsageError(message)
 
 
+def run_options(outputs: str = "outputs", report_fields: str = "path, status, error, damaged %, seconds, "
+                "model, device") -> Callable[[Callable], Callable]:
+    """--overwrite, --shard, --report: how a batch command resumes, splits and reports."""
+    from pathlib import Path
+
+    options = [
+        click.option("--overwrite", is_flag=True,
+                     help=f"Redo {outputs} that already exist (default: skip them)."),
+        click.option("--shard", metavar="K/N", default=None,
+                     help="Process a deterministic 1/N of the inputs (K = 1..N), to split work across "
+                          "machines."),
+        click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help=f"Write one JSON line per input ({report_fields})."),
+    ]
+
+    def decorate(func: Callable) -> Callable:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
 def device_options(func: Callable) -> Callable:
     """--model, --device, --precision, --batch-size, --tile."""
     options = [

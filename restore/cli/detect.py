@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from restore.cli.common import detector_options, fail_usage, make_detector
+from restore.cli.common import detector_options, fail_usage, make_detector, run_options
 
 
 @click.command("detect")
@@ -15,11 +15,7 @@ from restore.cli.common import detector_options, fail_usage, make_detector
 @click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--overlay", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write the photos with the detected damage tinted red, mirrored under this folder.")
-@click.option("--overwrite", is_flag=True, help="Redo masks that already exist (default: skip them).")
-@click.option("--shard", metavar="K/N", default=None,
-              help="Process a deterministic 1/N of the inputs (K = 1..N), to split work across machines.")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write one JSON line per file (path, status, error, damaged %, seconds, model, device).")
+@run_options("masks")
 @detector_options
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
 @click.option("--batch-size", type=click.IntRange(1, 256), default=4, show_default=True,

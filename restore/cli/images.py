@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from restore.cli.common import detector_options, device_options, fail_usage, make_detector, make_inpainter
+from restore.cli.common import (
+    detector_options,
+    device_options,
+    fail_usage,
+    make_detector,
+    make_inpainter,
+    run_options,
+)
 
 
 @click.command("images")
@@ -22,11 +29,7 @@ from restore.cli.common import detector_options, device_options, fail_usage, mak
 @click.option("--format", "output_format", type=click.Choice(["png", "jpeg", "tiff", "bmp", "webp"]),
               default=None, help="Output format (default: the input's own).")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True)
-@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
-@click.option("--shard", metavar="K/N", default=None,
-              help="Process a deterministic 1/N of the inputs (K = 1..N), to split work across machines.")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write one JSON line per file (path, status, error, damaged %, seconds, model, device).")
+@run_options()
 @click.option("--save-masks", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write the masks used, mirrored under this folder.")
 @click.option("--compare", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import click
 
-from restore.cli.common import detector_options, device_options, fail_usage, make_detector, make_inpainter
+from restore.cli.common import (
+    detector_options,
+    device_options,
+    fail_usage,
+    make_detector,
+    make_inpainter,
+    run_options,
+)
 
 
 class VideoProgress:
@@ -106,11 +113,7 @@ def _fps(value: str | None) -> Fraction | None:
               help="Temporal cues added to the detector's masks: overlay, specks, both, or none.")
 @click.option("--per-frame", is_flag=True,
               help="Repair each frame on its own (no propagation; flickers). For comparison.")
-@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
-@click.option("--shard", metavar="K/N", default=None,
-              help="Process a deterministic 1/N of the inputs (K = 1..N), to split work across machines.")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write one JSON line per input (path, status, error, frames, damaged %, warnings, ...).")
+@run_options(report_fields="path, status, error, frames, damaged %, warnings, ...")
 @device_options
 @detector_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary; errors still go to stderr.")
