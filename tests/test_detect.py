@@ -71,7 +71,7 @@ def test_detector_takes_any_layout_and_returns_a_same_size_mask(tiny_detector, s
     assert mask.shape == shape[:2] and mask.dtype == bool
 
 
-def test_tiles_agree_with_one_pass_away_from_tile_borders(tiny_detector, photo):
+def test_tiles_agree_closely_with_one_pass(tiny_detector, photo):
     image = np.ascontiguousarray(photo[:300, :400])
     whole = Detector(tiny_detector, device="cpu", precision="fp32", tile=1024).probabilities([image])[0]
     tiled = Detector(tiny_detector, device="cpu", precision="fp32", tile=192, margin=48,
