@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from restore.model.generator import GeneratorConfig, InpaintGenerator, with_prefill
+from restore.model.generator import GeneratorConfig, InpaintGenerator, reshaped, with_prefill
 from restore.model.prefill import push_pull
 from restore.model.weights import WEIGHTS_FORMAT, load_generator, save_atomic
 
@@ -36,7 +36,24 @@ def test_upgraded_generator_starts_as_the_push_pull_fill():
 def test_weights_written_before_prefill_existed_load_without_it(tmp_path):
     model = InpaintGenerator(GeneratorConfig(base_channels=8, blocks=1, prefill=False))
     config = model.config.to_dict()
-    del config["prefill"]  # as files from before the option have it
+    del config["prefill"], config["padding"]  # as files from before the options have it
     blob = {"format": WEIGHTS_FORMAT, "config": config, "state_dict": model.state_dict()}
     save_atomic(blob, tmp_path / "m.pt")
-    assert load_generator(tmp_path / "m.pt").config.prefill is False
+    loaded = load_generator(tmp_path / "m.pt")
+    assert loaded.config.prefill is False and loaded.config.padding == "reflect"
+    padded = [m for m in loaded.modules() if isinstance(m, torch.nn.Conv2d) and m.padding != (0, 0)]
+    assert {m.padding_mode for m in padded} == {"reflect"}
+
+
+def test_padding_switch_keeps_the_weights_and_changes_only_the_borders():
+    torch.manual_seed(0)
+    old = InpaintGenerator(GeneratorConfig(base_channels=8, blocks=1, padding="reflect")).eval()
+    new = reshaped(old, padding="zeros").eval()
+    assert all(torch.equal(a, b) for a, b in zip(old.state_dict().values(), new.state_dict().values(),
+                                                 strict=True))
+    image, mask = torch.rand(1, 3, 64, 64) * 2 - 1, torch.zeros(1, 1, 64, 64)
+    mask[:, :, 24:40, 24:40] = 1
+    with torch.no_grad():
+        a, b = old(image, mask), new(image, mask)
+    assert not torch.equal(a, b)  # the padding is really different
+    assert new.config.padding == "zeros" and GeneratorConfig().padding == "zeros"

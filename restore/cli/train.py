@@ -5,6 +5,7 @@ Also runs as one process per GPU under torchrun; see the command's help.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -53,6 +54,12 @@ metrics, in the same format as a one-device run, so either resumes the other."""
 @click.option("--prefill/--no-prefill", default=None,
               help="Generator starts from a push-pull fill of the hole and learns a correction [default: "
                    "on for new models]. With --init, --prefill upgrades a model trained without it.")
+@click.option("--padding", type=click.Choice(["zeros", "reflect"]), default=None,
+              help="Generator border padding [default: zeros for new models]. With --init or --resume "
+                   "it switches the model's padding and fine-tunes it into the new setting.")
+@click.option("--perceptual-weight", type=float, default=1.0, show_default=True,
+              help="Weight of the perceptual loss (shift-tolerant LPIPS, VGG trunk; needs "
+                   "restore[eval]). 0 turns it off and puts full L1 weight back on the hole.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 def train_command(data: Path, task: str, labels: Path | None, out: Path, work_dir: Path | None,
@@ -60,12 +67,13 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   steps: int, minutes: float | None, batch_size: int | None, crop: int, device: str,
                   checkpoint_minutes: float, sample_every: int, log_every: int,
                   base_channels: int | None, blocks: int | None, lr: float | None, prefill: bool | None,
-                  seed: int, quiet: bool) -> None:
+                  padding: str | None, perceptual_weight: float, seed: int, quiet: bool) -> None:
     """Train the inpainting GAN (or, with --task detect, the damage detector) on DATA, a folder of photos.
 
     Inpainting: DATA holds clean photos; masks are synthesised. Detection: synthetic damage is
     painted over DATA's photos; --labels adds your own masks of real damage.
     """
+    from restore.eval import MissingPackage
     from restore.inpaint.device import pick_device
     from restore.model.generator import GeneratorConfig
     from restore.model.weights import default_weights_path
@@ -76,8 +84,8 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
     if crop % 8:
         raise click.BadParameter("must be a multiple of 8", param_hint="--crop")
     init_path = default_weights_path() if init == "default" else (Path(init) if init else None)
-    shape = {k: v for k, v in {"base_channels": base_channels, "blocks": blocks, "prefill": prefill}.items()
-             if v is not None}
+    shape = {"base_channels": base_channels, "blocks": blocks, "prefill": prefill, "padding": padding}
+    shape = {k: v for k, v in shape.items() if v is not None}
     for name, value in (("--labels", labels), ("--lr", lr)):
         if value is not None and task != "detect":
             raise click.BadParameter("only with --task detect", param_hint=name)
@@ -90,15 +98,20 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
     dev = distributed.local_device(pick_device(device))  # cuda:LOCAL_RANK under torchrun
     cfg = TrainConfig(
         data=data, out=out, work_dir=work_dir or out.with_name(out.stem + "-train"),
-        resume=resume, init=init_path, prefill=prefill, steps=steps, minutes=minutes, batch_size=batch_size,
+        resume=resume, init=init_path, prefill=prefill, padding=padding, steps=steps, minutes=minutes,
+        batch_size=batch_size,
         crop=crop, device=str(dev), seed=seed, checkpoint_minutes=checkpoint_minutes,
         sample_every=sample_every, log_every=log_every, generator=GeneratorConfig(**shape),
+        perceptual_weight=perceptual_weight, hole_weight=3.0 if perceptual_weight else 6.0,
     )
     distributed.init(dev)  # no-op without torchrun
     try:
         quiet = quiet or not distributed.is_main()  # one progress bar, from rank 0
         with TrainProgress(total_steps=steps, quiet=quiet) as progress:
             train(cfg, on_log=progress.update)
+    except MissingPackage as exc:
+        click.echo(f"error: {exc} (or train without it: --perceptual-weight 0)", err=True)
+        sys.exit(2)
     finally:
         distributed.cleanup()
     if not quiet:

@@ -157,10 +157,10 @@ def inception_path() -> Path:
     return path
 
 
-def stlpips_weights_path() -> Path:
-    """stlpips-pytorch's shift-tolerant AlexNet LPIPS weights."""
+def stlpips_weights_path(trunk: str = "alex") -> Path:
+    """stlpips-pytorch's shift-tolerant LPIPS weights (trunk and calibration) for ``alex`` or ``vgg``."""
     root = _package_dir("stlpips_pytorch", "stlpips-pytorch")
-    path = root / "weights" / "vST0.0" / "alex_shift_tolerant.pth"
+    path = root / "weights" / "vST0.0" / f"{trunk}_shift_tolerant.pth"
     if not path.is_file():
         raise MissingPackage(f"{path} is missing; reinstall stlpips-pytorch: {EXTRA_HINT}")
     return path
@@ -253,6 +253,26 @@ def _stub_ipython() -> None:
         sys.modules["IPython"] = stub
 
 
+def load_stlpips(trunk: str = "alex") -> torch.nn.Module:
+    """The ST-LPIPS network (``stlpips.LPIPS``) with ``trunk`` and its shipped weights, frozen.
+
+    ``alex`` is the evaluation ruler; ``vgg`` is the one training may use as a loss.
+    """
+    weights = stlpips_weights_path(trunk)
+    _stub_ipython()
+    try:
+        from stlpips_pytorch import stlpips
+    except ImportError as exc:
+        raise MissingPackage(f"stlpips-pytorch cannot be imported ({exc}): {EXTRA_HINT}") from None
+    net = stlpips.LPIPS(net=trunk, variant="shift_tolerant", pretrained=False, verbose=False)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    # ``lins.N`` is the same module as ``linN`` registered twice; anything else is a bad file.
+    if unexpected or any(not key.startswith("lins.") for key in missing):
+        raise RuntimeError(f"{weights} does not match the ST-LPIPS {trunk} network: {missing or unexpected}")
+    return net.eval().requires_grad_(False)
+
+
 class STLPIPS:
     """Shift-tolerant LPIPS (Ghildyal & Liu 2022) with the AlexNet trunk; lower is closer.
 
@@ -261,20 +281,10 @@ class STLPIPS:
     """
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
-        weights = stlpips_weights_path()
-        _stub_ipython()
-        try:
-            from stlpips_pytorch import stlpips, utils
-        except ImportError as exc:
-            raise MissingPackage(f"stlpips-pytorch cannot be imported ({exc}): {EXTRA_HINT}") from None
-        net = stlpips.LPIPS(net="alex", variant="shift_tolerant", pretrained=False, verbose=False)
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        # ``lins.N`` is the same module as ``linN`` registered twice; anything else is a bad file.
-        if unexpected or any(not key.startswith("lins.") for key in missing):
-            raise RuntimeError(f"{weights} does not match the ST-LPIPS AlexNet: {missing or unexpected}")
         self.device = torch.device(device)
-        self.net = net.eval().to(self.device)
+        self.net = load_stlpips("alex").eval().to(self.device)
+        from stlpips_pytorch import utils  # importable: load_stlpips succeeded
+
         self._normalize = utils.normalize_tensor
 
     @torch.inference_mode()

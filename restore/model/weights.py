@@ -52,7 +52,7 @@ def load_generator(path: str | os.PathLike | None = None,
     """Build the generator described by a weights file and load it, in eval mode."""
     path = Path(path) if path is not None else default_weights_path()
     config, state, _ = read_weights(path, WEIGHTS_FORMAT, "inpainting model", "generator_ema")
-    model = InpaintGenerator(GeneratorConfig(**{"prefill": False, **config}))  # files older than prefill
+    model = InpaintGenerator(GeneratorConfig.from_dict(config))
     model.load_state_dict(state)
     return model.eval().to(device)
 

@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -26,10 +26,11 @@ import numpy as np
 import torch
 
 from restore.model.discriminator import PatchDiscriminator
-from restore.model.generator import GeneratorConfig, InpaintGenerator, with_prefill
+from restore.model.generator import GeneratorConfig, InpaintGenerator, reshaped, with_prefill
 from restore.model.weights import export_generator, load_generator, save_atomic
 from restore.train import distributed, losses
 from restore.train.data import load_photos, sample_batch
+from restore.train.perceptual import PerceptualLoss
 
 
 @dataclass
@@ -40,6 +41,7 @@ class TrainConfig:
     resume: bool = False
     init: Path | None = None  # fine-tune from these generator weights
     prefill: bool | None = None  # with ``init``: True upgrades a model without prefill (see with_prefill)
+    padding: str | None = None  # with ``init`` or ``resume``: switch the model's border padding
     steps: int = 100_000
     minutes: float | None = None  # stop after this much wall time in this run
     batch_size: int = 8  # per rank under torchrun
@@ -48,8 +50,12 @@ class TrainConfig:
     seed: int = 0
     lr_g: float = 5e-4
     lr_d: float = 2e-4
-    adv_weight: float = 0.05
+    adv_weight: float = 0.1
     fm_weight: float = 1.0
+    # ST-LPIPS-VGG on the composite (0: off, and no ``eval`` extra needed). With it, L1 inside the
+    # hole is weighted less: L1 there rewards the blurred average of all plausible fills.
+    perceptual_weight: float = 1.0
+    hole_weight: float = 3.0
     r1_weight: float = 1.0
     r1_every: int = 8
     adv_warmup_steps: int = 500
@@ -153,10 +159,13 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
         generator = load_generator(cfg.init).train()
         if cfg.prefill and not generator.config.prefill:
             generator = with_prefill(generator)
+        if cfg.padding and cfg.padding != generator.config.padding:
+            generator = reshaped(generator, padding=cfg.padding)
         gen_cfg = generator.config
     else:
         generator = InpaintGenerator(gen_cfg)
     discriminator = PatchDiscriminator()
+    perceptual = PerceptualLoss().to(device) if cfg.perceptual_weight else None
     generator.to(device, memory_format=torch.channels_last)
     discriminator.to(device, memory_format=torch.channels_last)
     # Parameters are identical on every rank after each step, so rank 0's EMA is everyone's.
@@ -167,8 +176,11 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
 
     if cfg.resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        if {"prefill": False, **state["config"]} != gen_cfg.to_dict():
-            gen_cfg = GeneratorConfig(**{"prefill": False, **state["config"]})
+        saved = GeneratorConfig.from_dict(state["config"])
+        if cfg.padding:
+            saved = replace(saved, padding=cfg.padding)
+        if saved != gen_cfg:
+            gen_cfg = saved
             generator = InpaintGenerator(gen_cfg).to(device, memory_format=torch.channels_last)
             ema = copy.deepcopy(generator).eval().requires_grad_(False) if main else None
             opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=(0.9, 0.99))
@@ -262,11 +274,13 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
         # (zeroed before the next D step), so there is nothing for DDP to all-reduce.
         with _autocast(device):
             fake_score, fake_feats = d_module(comp)
-            rec = losses.reconstruction_loss(fake.float(), real, mask)
+            rec = losses.reconstruction_loss(fake.float(), real, mask, cfg.hole_weight)
             adv = losses.generator_adversarial(fake_score.float(), mask)
             fm = losses.feature_matching([f.float() for f in fake_feats],
                                          [f.float() for f in real_feats])
-            loss_g = rec + adv_scale * (cfg.adv_weight * adv + cfg.fm_weight * fm)
+            per = perceptual(comp, real).float() if perceptual is not None else torch.zeros((), device=device)
+            loss_g = (rec + cfg.perceptual_weight * per
+                      + adv_scale * (cfg.adv_weight * adv + cfg.fm_weight * fm))
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         torch.nn.utils.clip_grad_norm_(g_module.parameters(), 1.0)
@@ -282,9 +296,10 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
             raise FloatingPointError(f"loss became NaN at step {step}; resume from the checkpoint")
         if step % cfg.log_every == 0:
             elapsed = time.monotonic() - window_start
-            v_rec, v_adv, v_fm, v_d, v_r1 = distributed.mean_over_ranks([rec, adv, fm, loss_d, r1], device)
-            metrics = {"step": step, "rec": round(v_rec, 4), "adv": round(v_adv, 4),
-                       "fm": round(v_fm, 4), "d": round(v_d, 4),
+            v_rec, v_per, v_adv, v_fm, v_d, v_r1 = distributed.mean_over_ranks(
+                [rec, per, adv, fm, loss_d, r1], device)
+            metrics = {"step": step, "rec": round(v_rec, 4), "perceptual": round(v_per, 4),
+                       "adv": round(v_adv, 4), "fm": round(v_fm, 4), "d": round(v_d, 4),
                        "r1": round(v_r1, 4), "img_per_s": round(window_images / elapsed, 2),
                        "hours": round(seconds / 3600, 3)}
             if main:
