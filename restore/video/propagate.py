@@ -293,7 +293,7 @@ def _correction(slot: FrameSlot, source: np.ndarray, track: Track, blocked: np.n
     ry, rx = ring
     ok = track.inside.copy()
     if blocked is not None:
-        ok[ok] &= ~blocked[np.rint(track.y[ok]).astype(np.intp), np.rint(track.x[ok]).astype(np.intp)]
+        ok[ok] &= ~_at(blocked, track, ok)
     if not ok.any() or not len(ys):
         return correction, fit
     ry, rx = ry[ok], rx[ok]
@@ -325,6 +325,34 @@ def _correction(slot: FrameSlot, source: np.ndarray, track: Track, blocked: np.n
     return correction, fit
 
 
+def _at(grid: np.ndarray, track: Track, where: np.ndarray) -> np.ndarray:
+    """``grid`` at the nearest pixel to where the tracked points ``where`` land."""
+    return grid[np.rint(track.y[where]).astype(np.intp), np.rint(track.x[where]).astype(np.intp)]
+
+
+def _copies(slot: FrameSlot, other: FrameSlot, prop: Propagator, ys: np.ndarray, xs: np.ndarray,
+            ring: tuple[np.ndarray, np.ndarray], trusted: bool
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Candidate values for hole pixels (ys, xs) copied from ``other``: (which, values, fit).
+
+    ``trusted``: only where the flow passed the forward-backward check; otherwise wherever it
+    lands inside the frame (the caller then judges by ``fit`` alone). Never from pixels that
+    are damaged in ``other``. None when ``other`` gives nothing.
+    """
+    if not prop.same_shot(slot, other):
+        return None
+    track = prop.track(slot, other, ys, xs)
+    blocked = other.blocked()
+    ok = (track.ok if trusted else track.inside).copy()
+    ok[ok] &= ~_at(blocked, track, ok)
+    if not ok.any():
+        return None
+    around = prop.track(slot, other, *ring)
+    correction, fit = _correction(slot, other.pixels, around, blocked, ys[ok], xs[ok], ring)
+    values = bilinear(other.pixels, track.x[ok], track.y[ok]).reshape(-1, slot.pixels.shape[2]) + correction
+    return ok, values, fit
+
+
 def propagate(slot: FrameSlot, neighbours: list[list[FrameSlot]], previous: FrameSlot | None,
               prop: Propagator) -> tuple[np.ndarray, Pending, int]:
     """Fill ``slot``'s holes from neighbours; returns (pixels, what is left, pixels copied).
@@ -349,18 +377,10 @@ def propagate(slot: FrameSlot, neighbours: list[list[FrameSlot]], previous: Fram
         soft = SOFT * scale
         for distance, group in enumerate(neighbours, start=1):
             for other in group:
-                if not prop.same_shot(slot, other):
+                found = _copies(slot, other, prop, ys[todo], xs[todo], ring, trusted=True)
+                if found is None:
                     continue
-                track = prop.track(slot, other, ys[todo], xs[todo])
-                ok = track.ok.copy()
-                blocked = other.blocked()
-                ok[ok] &= ~blocked[np.rint(track.y[ok]).astype(np.intp), np.rint(track.x[ok]).astype(np.intp)]
-                if not ok.any():
-                    continue
-                around = prop.track(slot, other, *ring)
-                correction, fit = _correction(slot, other.pixels, around, blocked, ys[todo][ok], xs[todo][ok],
-                                              ring)
-                values = bilinear(other.pixels, track.x[ok], track.y[ok]).reshape(-1, channels) + correction
+                ok, values, fit = found
                 w = 1.0 / ((np.minimum(fit, 1e6) + soft) ** 2 * distance)
                 total[ok] += values * w[:, None]
                 weight[ok] += w
@@ -378,7 +398,7 @@ def propagate(slot: FrameSlot, neighbours: list[list[FrameSlot]], previous: Fram
         waiting = np.zeros(len(todo), bool)
         if previous.pending is not None:
             grown = cv2.dilate(previous.pending.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-            waiting[ok] = grown[np.rint(track.y[ok]).astype(np.intp), np.rint(track.x[ok]).astype(np.intp)]
+            waiting[ok] = _at(grown, track, ok)
         now = ok & ~waiting
         idx = todo[now]
         values = bilinear(previous.out, track.x[now], track.y[now]).reshape(-1, channels)
@@ -399,22 +419,14 @@ def propagate(slot: FrameSlot, neighbours: list[list[FrameSlot]], previous: Fram
         best = np.full(len(todo), FIT * scale, np.float32)
         values = np.zeros((len(todo), channels), np.float32)
         for other in neighbours[0]:
-            if not prop.same_shot(slot, other):
+            found = _copies(slot, other, prop, ys[todo], xs[todo], ring, trusted=False)
+            if found is None:
                 continue
-            track = prop.track(slot, other, ys[todo], xs[todo])
-            blocked = other.blocked()
-            ok = track.inside.copy()
-            ok[ok] &= ~blocked[np.rint(track.y[ok]).astype(np.intp), np.rint(track.x[ok]).astype(np.intp)]
-            if not ok.any():
-                continue
-            around = prop.track(slot, other, *ring)
-            correction, fit = _correction(slot, other.pixels, around, blocked, ys[todo][ok], xs[todo][ok],
-                                          ring)
+            ok, candidate, fit = found
             better = fit < best[ok]
             sel = np.nonzero(ok)[0][better]
             best[sel] = fit[better]
-            values[sel] = (bilinear(other.pixels, track.x[sel], track.y[sel]).reshape(-1, channels)
-                           + correction[better])
+            values[sel] = candidate[better]
         got = best < FIT * scale
         out[ys[todo[got]], xs[todo[got]]] = _as_dtype(values[got], out.dtype)
         left[todo[got]] = False
