@@ -55,6 +55,9 @@ class TrainConfig:
     # ST-LPIPS-VGG on the composite (0: off, and no ``eval`` extra needed). With it, L1 inside the
     # hole is weighted less: L1 there rewards the blurred average of all plausible fills.
     perceptual_weight: float = 1.0
+    # Share of each batch the perceptual term is measured on: an unbiased estimate of the same
+    # mean at a fraction of its cost (VGG was two thirds of a CPU step at 192², batch 8).
+    perceptual_share: float = 0.5
     hole_weight: float = 3.0
     r1_weight: float = 1.0
     r1_every: int = 8
@@ -165,7 +168,9 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
     else:
         generator = InpaintGenerator(gen_cfg)
     discriminator = PatchDiscriminator()
-    perceptual = PerceptualLoss().to(device) if cfg.perceptual_weight else None
+    perceptual = (PerceptualLoss().to(device, memory_format=torch.channels_last)
+                  if cfg.perceptual_weight else None)
+    shared = max(1, math.ceil(cfg.batch_size * cfg.perceptual_share))
     generator.to(device, memory_format=torch.channels_last)
     discriminator.to(device, memory_format=torch.channels_last)
     # Parameters are identical on every rank after each step, so rank 0's EMA is everyone's.
@@ -278,7 +283,8 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
             adv = losses.generator_adversarial(fake_score.float(), mask)
             fm = losses.feature_matching([f.float() for f in fake_feats],
                                          [f.float() for f in real_feats])
-            per = perceptual(comp, real).float() if perceptual is not None else torch.zeros((), device=device)
+            per = (perceptual(comp[:shared], real[:shared]).float() if perceptual is not None
+                   else torch.zeros((), device=device))
             loss_g = (rec + cfg.perceptual_weight * per
                       + adv_scale * (cfg.adv_weight * adv + cfg.fm_weight * fm))
         opt_g.zero_grad(set_to_none=True)
