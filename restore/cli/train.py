@@ -60,6 +60,8 @@ metrics, in the same format as a one-device run, so either resumes the other."""
 @click.option("--perceptual-weight", type=float, default=1.0, show_default=True,
               help="Weight of the perceptual loss (shift-tolerant LPIPS, VGG trunk; needs "
                    "restore[eval]). 0 turns it off and puts full L1 weight back on the hole.")
+@click.option("--adv-weight", type=float, default=10.0, show_default=True,
+              help="Weight of the adversarial term (the discriminator's say on the hole).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 def train_command(data: Path, task: str, labels: Path | None, out: Path, work_dir: Path | None,
@@ -67,7 +69,8 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   steps: int, minutes: float | None, batch_size: int | None, crop: int, device: str,
                   checkpoint_minutes: float, sample_every: int, log_every: int,
                   base_channels: int | None, blocks: int | None, lr: float | None, prefill: bool | None,
-                  padding: str | None, perceptual_weight: float, seed: int, quiet: bool) -> None:
+                  padding: str | None, perceptual_weight: float, adv_weight: float, seed: int,
+                  quiet: bool) -> None:
     """Train the inpainting GAN (or, with --task detect, the damage detector) on DATA, a folder of photos.
 
     Inpainting: DATA holds clean photos; masks are synthesised. Detection: synthetic damage is
@@ -103,6 +106,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         crop=crop, device=str(dev), seed=seed, checkpoint_minutes=checkpoint_minutes,
         sample_every=sample_every, log_every=log_every, generator=GeneratorConfig(**shape),
         perceptual_weight=perceptual_weight, hole_weight=3.0 if perceptual_weight else 6.0,
+        adv_weight=adv_weight,
     )
     distributed.init(dev)  # no-op without torchrun
     try:
