@@ -99,3 +99,25 @@ def test_sigterm_ends_training_with_a_checkpoint(tmp_path):
     step = torch.load(work / "checkpoint.pt", weights_only=True)["step"]
     assert 0 < step < 100000
     assert load_generator(tmp_path / "m.pt").config.base_channels == 8
+
+
+def test_without_the_perceptual_package_train_says_what_to_do_and_can_run_without_it(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import restore.train.perceptual as perceptual
+    from restore.cli import main
+    from restore.eval import MissingPackage
+
+    def missing(trunk: str = "alex"):
+        raise MissingPackage("stlpips-pytorch is not installed: pip install 'restore[eval]'")
+
+    monkeypatch.setattr(perceptual, "load_stlpips", missing)
+    args = ["train", str(EXAMPLES / "originals"), "--out", str(tmp_path / "m.pt"), "--steps", "1",
+            "--batch-size", "1", "--crop", "64", "--base-channels", "8", "--blocks", "1", "--quiet"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert "restore[eval]" in result.output and "--perceptual-weight 0" in result.output
+    assert not (tmp_path / "m.pt").exists()
+    result = CliRunner().invoke(main, [*args, "--perceptual-weight", "0"])
+    assert result.exit_code == 0, result.output
+    assert load_generator(tmp_path / "m.pt").config.base_channels == 8
