@@ -62,7 +62,10 @@ class TrainConfig:
     # mean at a fraction of its cost (VGG was two thirds of a CPU step at 192², batch 8).
     perceptual_share: float = 0.5
     hole_weight: float = 3.0
-    r1_weight: float = 1.0
+    # R1 on the sum of ~500 patch scores per crop: at 1.0 it flattened the discriminator into a
+    # constant (real and repaired patches scored alike, R1 ~5e-4), so the adversarial term was
+    # dead. LaMa uses 1e-3 for the same kind of patch discriminator.
+    r1_weight: float = 0.01
     r1_every: int = 8
     adv_warmup_steps: int = 500
     ema_decay: float = 0.999
@@ -245,6 +248,7 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
     generator.train()
     discriminator.train()
     stop = StopRequest()
+    r1 = torch.zeros((), device=device)  # logged as its latest value (it runs every r1_every steps)
     while step < cfg.steps and not stop.requested:
         out_of_time = cfg.minutes is not None and time.monotonic() - run_start > cfg.minutes * 60
         if cfg.minutes is not None and distributed.rank0_decides(out_of_time, device):
@@ -264,7 +268,6 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
             loss_d = losses.discriminator_loss(real_score.float(), fake_score.float(), mask)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
-        r1 = torch.zeros(())
         if step % cfg.r1_every == 0:
             # R1 is a double backward through torch.autograd.grad, which DDP does not support, and
             # the last conv's bias gets no R1 gradient, which would leave DDP waiting for it. So R1
@@ -275,6 +278,7 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
             score, _ = d_module(real_r1)
             r1 = losses.r1_penalty(score, real_r1)
             (cfg.r1_weight * cfg.r1_every * 0.5 * r1).backward()
+            r1 = r1.detach()  # kept for the log; its graph is not
             distributed.average_gradients(d_module.parameters())
         opt_d.step()
 
