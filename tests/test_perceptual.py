@@ -1,4 +1,4 @@
-"""The perceptual training loss (ST-LPIPS on the VGG trunk)."""
+"""The perceptual training loss (L1 on VGG16 features)."""
 
 from __future__ import annotations
 
@@ -44,4 +44,4 @@ def test_gradients_reach_the_fake_image_and_never_the_network(loss):
     assert fake.grad is not None and fake.grad.abs().sum() > 0
     assert all(p.grad is None and not p.requires_grad for p in loss.parameters())
     loss.train()
-    assert not loss.net.training  # stays frozen whatever the training loop sets
+    assert not loss.trunk.training  # stays frozen whatever the training loop sets

@@ -57,10 +57,10 @@ metrics, in the same format as a one-device run, so either resumes the other."""
 @click.option("--padding", type=click.Choice(["zeros", "reflect"]), default=None,
               help="Generator border padding [default: zeros for new models]. With --init or --resume "
                    "it switches the model's padding and fine-tunes it into the new setting.")
-@click.option("--perceptual-weight", type=float, default=1.0, show_default=True,
-              help="Weight of the perceptual loss (shift-tolerant LPIPS, VGG trunk; needs "
-                   "restore[eval]). 0 turns it off and puts full L1 weight back on the hole.")
-@click.option("--adv-weight", type=float, default=10.0, show_default=True,
+@click.option("--perceptual-weight", type=float, default=0.05, show_default=True,
+              help="Weight of the perceptual loss (L1 on VGG16 features; the network ships in "
+                   "restore[eval]). 0 turns it off.")
+@click.option("--adv-weight", type=float, default=1.0, show_default=True,
               help="Weight of the adversarial term (the discriminator's say on the hole).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
@@ -105,8 +105,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         batch_size=batch_size,
         crop=crop, device=str(dev), seed=seed, checkpoint_minutes=checkpoint_minutes,
         sample_every=sample_every, log_every=log_every, generator=GeneratorConfig(**shape),
-        perceptual_weight=perceptual_weight, hole_weight=3.0 if perceptual_weight else 6.0,
-        adv_weight=adv_weight,
+        perceptual_weight=perceptual_weight, adv_weight=adv_weight,
     )
     distributed.init(dev)  # no-op without torchrun
     try:

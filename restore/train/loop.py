@@ -50,18 +50,18 @@ class TrainConfig:
     seed: int = 0
     lr_g: float = 5e-4
     lr_d: float = 2e-4
-    # Measured on a batch (step 2,497): the hole's gradient from the perceptual term is ~20x L1's
-    # and ~300x the adversarial term's at weight 1, so the adversarial weight must be large for
-    # the discriminator to shape texture at all (at 0.05-0.1 it was effectively off).
-    adv_weight: float = 10.0
-    fm_weight: float = 10.0
-    # ST-LPIPS-VGG on the composite (0: off, and no ``eval`` extra needed). With it, L1 inside the
-    # hole is weighted less: L1 there rewards the blurred average of all plausible fills.
-    perceptual_weight: float = 1.0
+    # Gradients on the hole, measured on a batch with the shipped model: the perceptual term at
+    # weight 1 is ~60x L1's (hole weight 6), the adversarial one ~0.1x. These weights give L1 and
+    # the perceptual term similar say (PConv's 6 / 0.05), and the discriminator a real one now
+    # that R1 no longer flattens it (below).
+    adv_weight: float = 1.0
+    fm_weight: float = 1.0
+    # Weighted L1 on VGG features of the composite (0: off, and no ``eval`` extra needed).
+    perceptual_weight: float = 0.05
     # Share of each batch the perceptual term is measured on: an unbiased estimate of the same
     # mean at a fraction of its cost (VGG was two thirds of a CPU step at 192², batch 8).
     perceptual_share: float = 0.5
-    hole_weight: float = 3.0
+    hole_weight: float = 6.0
     # R1 on the sum of ~500 patch scores per crop: at 1.0 it flattened the discriminator into a
     # constant (real and repaired patches scored alike, R1 ~5e-4), so the adversarial term was
     # dead. LaMa uses 1e-3 for the same kind of patch discriminator.
