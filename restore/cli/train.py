@@ -102,8 +102,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
     cfg = TrainConfig(
         data=data, out=out, work_dir=work_dir or out.with_name(out.stem + "-train"),
         resume=resume, init=init_path, prefill=prefill, padding=padding, steps=steps, minutes=minutes,
-        batch_size=batch_size,
-        crop=crop, device=str(dev), seed=seed, checkpoint_minutes=checkpoint_minutes,
+        batch_size=batch_size, crop=crop, device=str(dev), seed=seed, checkpoint_minutes=checkpoint_minutes,
         sample_every=sample_every, log_every=log_every, generator=GeneratorConfig(**shape),
         perceptual_weight=perceptual_weight, adv_weight=adv_weight,
     )
