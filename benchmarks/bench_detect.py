@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+from common import timed
 
 from restore.detect.detector import Detector
 
@@ -42,16 +42,6 @@ def median_residual(image: np.ndarray) -> np.ndarray:
     return cv2.absdiff(grey, cv2.medianBlur(grey, 5)) > 40
 
 
-def timed(repeats: int, run) -> list[float]:
-    run()  # warm-up, not timed
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,8 +54,8 @@ def main() -> None:
     width, height = (int(v) for v in args.size.split("x"))
     image = scan(width, height, args.seed)
     detector = Detector(args.detector, device=args.device)
-    ours = timed(args.repeats, lambda: detector.detect([image]))
-    classic = timed(args.repeats, lambda: median_residual(image))
+    ours = timed(args.repeats, lambda: detector.detect([image]), warmup=True)
+    classic = timed(args.repeats, lambda: median_residual(image), warmup=True)
     flagged = float(detector.detect([image])[0].mean())
     mp = width * height / 1e6
     print(f"cpu threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}, "

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import signal
 import statistics
@@ -33,6 +32,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from common import cpu_model, rss_mb, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 FALLBACK_MODEL = ROOT / "runs" / "v1" / "model.pt"
@@ -164,19 +164,6 @@ def make_inputs(data: Path, photos: list[Path], cases: Sequence[str], seed: int)
 # --------------------------------------------------------------------------- workers (child side)
 
 
-def rss_mb(field: str) -> float:
-    """VmRSS / VmHWM of this process in MB; ``ru_maxrss`` where /proc is missing (not Linux)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
-
-
 def warmup_crop(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A window around the first hole: warms kernels and thread pools without a second full run."""
     y, x = np.unravel_index(int(np.argmax(mask)), mask.shape)
@@ -185,15 +172,6 @@ def warmup_crop(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nda
     x0 = min(max(0, x - WARMUP_SIDE // 2), max(0, w - WARMUP_SIDE))
     sl = slice(y0, y0 + WARMUP_SIDE), slice(x0, x0 + WARMUP_SIDE)
     return np.ascontiguousarray(image[sl]), np.ascontiguousarray(mask[sl])
-
-
-def timed(repeats: int, run: Any) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def torch_info(device: Any) -> dict[str, Any]:
@@ -308,17 +286,6 @@ def spawn(case: str, method: str, args: argparse.Namespace, data: Path, model: P
     shown = f"median {median:.3f} s" if median is not None else "done"
     print(f"{shown}, peak {result['peak_rss_mb']:.0f} MB ({wall:.0f} s wall)", file=sys.stderr)
     return result
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine(results: list[dict[str, Any]]) -> dict[str, Any]:

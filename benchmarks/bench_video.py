@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from common import cpu_model, rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "video" / "cockatoo.mp4"
@@ -88,19 +88,6 @@ def make_clip(source: Path, seconds: float, folder: Path, seed: int, crf: int) -
 
 
 # --------------------------------------------------------------------------- workers (child side)
-
-
-def rss_mb(field: str) -> float:
-    """VmRSS / VmHWM of this process in MB; ``ru_maxrss`` where /proc is missing (not Linux)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def run_worker(method: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -198,17 +185,6 @@ def quality(folder: Path, methods: Sequence[str]) -> dict[str, dict[str, float]]
 
 
 # --------------------------------------------------------------------------- report
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def table(rows: list[dict[str, Any]]) -> str:
