@@ -60,7 +60,7 @@ metrics, in the same format as a one-device run, so either resumes the other."""
 @click.option("--perceptual-weight", type=float, default=0.05, show_default=True,
               help="Weight of the perceptual loss (L1 on VGG16 features; the network ships in "
                    "restore[eval]). 0 turns it off.")
-@click.option("--adv-weight", type=float, default=0.1, show_default=True,
+@click.option("--adv-weight", type=float, default=0.01, show_default=True,
               help="Weight of the adversarial term (the discriminator's say on the hole).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
