@@ -57,11 +57,14 @@ metrics, in the same format as a one-device run, so either resumes the other."""
 @click.option("--padding", type=click.Choice(["zeros", "reflect"]), default=None,
               help="Generator border padding [default: zeros for new models]. With --init or --resume "
                    "it switches the model's padding and fine-tunes it into the new setting.")
-@click.option("--perceptual-weight", type=float, default=0.05, show_default=True,
-              help="Weight of the perceptual loss (L1 on VGG16 features; the network ships in "
-                   "restore[eval]). 0 turns it off.")
-@click.option("--adv-weight", type=float, default=0.01, show_default=True,
+@click.option("--perceptual-weight", type=float, default=0.0, show_default=True,
+              help="Weight of a perceptual loss, L1 on VGG16 features (try 0.05; the network ships "
+                   "in restore[eval]). Off by default: see docs/MODEL.md, Recipe.")
+@click.option("--adv-weight", type=float, default=0.05, show_default=True,
               help="Weight of the adversarial term (the discriminator's say on the hole).")
+@click.option("--r1-weight", type=float, default=1.0, show_default=True,
+              help="R1 penalty on the discriminator. At 1 it keeps it nearly constant (the shipped "
+                   "model's recipe); 0.01 lets it discriminate (see docs/MODEL.md, Recipe).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 def train_command(data: Path, task: str, labels: Path | None, out: Path, work_dir: Path | None,
@@ -69,8 +72,8 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   steps: int, minutes: float | None, batch_size: int | None, crop: int, device: str,
                   checkpoint_minutes: float, sample_every: int, log_every: int,
                   base_channels: int | None, blocks: int | None, lr: float | None, prefill: bool | None,
-                  padding: str | None, perceptual_weight: float, adv_weight: float, seed: int,
-                  quiet: bool) -> None:
+                  padding: str | None, perceptual_weight: float, adv_weight: float, r1_weight: float,
+                  seed: int, quiet: bool) -> None:
     """Train the inpainting GAN (or, with --task detect, the damage detector) on DATA, a folder of photos.
 
     Inpainting: DATA holds clean photos; masks are synthesised. Detection: synthetic damage is
@@ -104,7 +107,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         resume=resume, init=init_path, prefill=prefill, padding=padding, steps=steps, minutes=minutes,
         batch_size=batch_size, crop=crop, device=str(dev), seed=seed, checkpoint_minutes=checkpoint_minutes,
         sample_every=sample_every, log_every=log_every, generator=GeneratorConfig(**shape),
-        perceptual_weight=perceptual_weight, adv_weight=adv_weight,
+        perceptual_weight=perceptual_weight, adv_weight=adv_weight, r1_weight=r1_weight,
     )
     distributed.init(dev)  # no-op without torchrun
     try:
@@ -112,7 +115,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         with TrainProgress(total_steps=steps, quiet=quiet) as progress:
             train(cfg, on_log=progress.update)
     except MissingPackage as exc:
-        click.echo(f"error: {exc} (or train without it: --perceptual-weight 0)", err=True)
+        click.echo(f"error: {exc} (or train without the perceptual term: --perceptual-weight 0)", err=True)
         sys.exit(2)
     finally:
         distributed.cleanup()
