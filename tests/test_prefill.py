@@ -45,7 +45,7 @@ def test_weights_written_before_prefill_existed_load_without_it(tmp_path):
     assert {m.padding_mode for m in padded} == {"reflect"}
 
 
-def test_padding_switch_keeps_the_weights_and_changes_only_the_borders():
+def test_padding_switch_keeps_the_weights_and_changes_the_output():
     torch.manual_seed(0)
     old = InpaintGenerator(GeneratorConfig(base_channels=8, blocks=1, padding="reflect")).eval()
     new = reshaped(old, padding="zeros").eval()

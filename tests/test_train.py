@@ -121,3 +121,13 @@ def test_perceptual_term_without_its_package_says_what_to_install_default_needs_
     result = CliRunner().invoke(main, args)  # off by default: no package needed
     assert result.exit_code == 0, result.output
     assert load_generator(tmp_path / "m.pt").config.base_channels == 8
+
+
+def test_perceptual_term_is_trained_and_logged_when_asked_for(tmp_path):
+    pytest.importorskip("stlpips_pytorch")
+    cfg = TrainConfig(data=EXAMPLES / "originals", out=tmp_path / "model.pt", work_dir=tmp_path / "work",
+                      steps=2, batch_size=2, crop=64, log_every=1, sample_every=100,
+                      generator=GeneratorConfig(base_channels=8, blocks=1), perceptual_weight=0.05)
+    assert train(cfg)["perceptual"] > 0
+    cfg.perceptual_weight, cfg.steps, cfg.resume = 0.0, 3, True
+    assert train(cfg)["perceptual"] == 0  # off: not computed
