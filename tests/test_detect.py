@@ -14,6 +14,7 @@ from restore.cli import main
 from restore.detect.detector import Detector, core_tiles, sensitivity_threshold
 from restore.detect.model import DamageNet, DetectorConfig
 from restore.detect.synth import DAMAGE_TYPES, paint_damage
+from restore.detect.train import crop_around, mine_false_alarms, sample_batch
 from restore.detect.weights import export_detector, load_detector
 from restore.eval.detection import Counts
 from restore.model.weights import WeightsError, save_atomic
@@ -208,3 +209,46 @@ def test_eval_task_detect_is_seeded_and_writes_results(tmp_path, tiny_detector):
     code, _ = _run("eval", str(EXAMPLES / "originals"), "--task", "detect", "--types", "smudge",
                    "--detector", str(tiny_detector))
     assert code == 2
+
+
+class _FlagsOneSpot(torch.nn.Module):
+    """Stands in for the network: confident damage on a 3 x 3 blob at (y, x), nothing elsewhere."""
+
+    multiple = 16
+
+    def __init__(self, y: int, x: int) -> None:
+        super().__init__()
+        self.y, self.x = y, x
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        logits = torch.full((image.shape[0], 1, *image.shape[-2:]), -9.0)
+        logits[..., self.y - 1 : self.y + 2, self.x - 1 : self.x + 2] = 2.0
+        logits[..., self.y, self.x] = 5.0
+        return logits
+
+
+def test_mining_finds_where_the_detector_fires_on_clean_photos(photo):
+    spots = mine_false_alarms(_FlagsOneSpot(40, 70), [photo, photo], [1], torch.device("cpu"))
+    assert spots == [(1, 40, 70)]  # the peak of the blob, in the photo that was searched
+
+
+def test_hard_crops_hold_the_spot_away_from_the_edge(photo):
+    marked = photo.copy()
+    marked[100, 150] = (255, 0, 255)
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        crop = crop_around(marked, 100, 150, 64, rng)
+        ys, xs = np.nonzero((crop == (255, 0, 255)).all(2))
+        assert crop.shape == (64, 64, 3) and len(ys) == 1
+        assert 8 <= ys[0] < 56 and 8 <= xs[0] <= 56
+
+
+def test_hard_share_draws_crops_around_mined_spots(photo, monkeypatch):
+    monkeypatch.setattr("restore.detect.train.paint_damage",
+                        lambda rgb, rng, **_: (rgb, np.zeros(rgb.shape[:2], bool)))  # crops as cut
+    flat = np.full((400, 400, 3), 128, np.uint8)
+    flat[100:103, 150:153] = 255  # the only bright spot in the photo
+    holding = {share: sum(bool((img > 0.9).any()) for img in sample_batch(
+        [flat], [], 32, 64, np.random.default_rng(0), hard=[(0, 101, 151)], hard_share=share)[0])
+        for share in (0.0, 1.0)}
+    assert holding[1.0] == 32 and holding[0.0] < 16

@@ -12,6 +12,7 @@ from conftest import EXAMPLES
 from restore.model.generator import GeneratorConfig
 from restore.model.weights import WeightsError, load_generator
 from restore.train.loop import TrainConfig, train
+from restore.train.losses import reconstruction_loss
 from restore.train.masks import MASK_KINDS, MAX_HOLE_FRACTION, make_mask, training_mask
 
 
@@ -131,3 +132,19 @@ def test_perceptual_term_is_trained_and_logged_when_asked_for(tmp_path):
     assert train(cfg)["perceptual"] > 0
     cfg.perceptual_weight, cfg.steps, cfg.resume = 0.0, 3, True
     assert train(cfg)["perceptual"] == 0  # off: not computed
+
+
+def test_lowpass_hole_loss_leaves_texture_free_but_pins_colour():
+    real = torch.zeros(1, 3, 32, 32)
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    checker = (torch.arange(32)[:, None] + torch.arange(32)[None]) % 2 * 0.4 - 0.2  # zero mean per 8x8 block
+    textured = real + mask * checker
+    tinted = real + mask * torch.tensor([0.2, 0.0, -0.2])[:, None, None]
+    assert reconstruction_loss(textured, real, mask) > 0.1  # per pixel, texture costs like a wrong colour
+    assert reconstruction_loss(textured, real, mask, hole_lowpass=8) < 1e-6
+    # A cast costs what it costs per pixel: block means see it whole.
+    assert reconstruction_loss(tinted, real, mask, hole_lowpass=8) == pytest.approx(
+        reconstruction_loss(tinted, real, mask), rel=0.01)
+    outside = real + (1 - mask) * checker  # the known area is still compared pixel by pixel
+    assert reconstruction_loss(outside, real, mask, hole_lowpass=8) > 0.05

@@ -65,6 +65,9 @@ metrics, in the same format as a one-device run, so either resumes the other."""
 @click.option("--r1-weight", type=float, default=1.0, show_default=True,
               help="R1 penalty on the discriminator. At 1 it keeps it nearly constant (the shipped "
                    "model's recipe); 0.01 lets it discriminate (see docs/MODEL.md, Recipe).")
+@click.option("--hole-lowpass", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Compare the hole with the photo only as N x N block means (1: per pixel, the shipped "
+                   "model's recipe). Larger leaves texture to the discriminator; see docs/MODEL.md.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 def train_command(data: Path, task: str, labels: Path | None, out: Path, work_dir: Path | None,
@@ -73,7 +76,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   checkpoint_minutes: float, sample_every: int, log_every: int,
                   base_channels: int | None, blocks: int | None, lr: float | None, prefill: bool | None,
                   padding: str | None, perceptual_weight: float, adv_weight: float, r1_weight: float,
-                  seed: int, quiet: bool) -> None:
+                  hole_lowpass: int, seed: int, quiet: bool) -> None:
     """Train the inpainting GAN (or, with --task detect, the damage detector) on DATA, a folder of photos.
 
     Inpainting: DATA holds clean photos; masks are synthesised. Detection: synthetic damage is
@@ -108,6 +111,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         batch_size=batch_size, crop=crop, device=str(dev), seed=seed, checkpoint_minutes=checkpoint_minutes,
         sample_every=sample_every, log_every=log_every, generator=GeneratorConfig(**shape),
         perceptual_weight=perceptual_weight, adv_weight=adv_weight, r1_weight=r1_weight,
+        hole_lowpass=hole_lowpass,
     )
     distributed.init(dev)  # no-op without torchrun
     try:

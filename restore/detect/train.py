@@ -4,6 +4,11 @@ Clean photos get synthetic damage painted on every step (see ``synth``); a folde
 user's own labelled masks (``labels``) adds real damaged photos, with synthetic damage
 sometimes painted over them too, their label the union. Loss: binary cross-entropy plus
 soft Dice, which keeps the sparse damage class from being drowned by clean pixels.
+
+Hard-negative mining: every checkpoint the detector is run over a share of the clean training
+photos as they are, and the spots it flags there (white wing spots, stickers, lamps: scene
+content that looks like dust) are kept; a share of each batch is cropped around them, so the
+network is shown its own false alarms with the label "clean".
 Checkpoints are atomic and ``resume`` continues where a killed run stopped, as for the
 inpainting model.
 """
@@ -45,6 +50,8 @@ class DetectTrainConfig:
     seed: int = 0
     lr: float = 2e-3
     checkpoint_minutes: float = 5.0
+    hard_share: float = 0.25  # of each batch: crops centred on a mined false alarm
+    mine_photos: int = 24  # clean photos searched for false alarms at each checkpoint (rotating)
     sample_every: int = 250
     log_every: int = 20
     detector: DetectorConfig = DetectorConfig()
@@ -69,11 +76,38 @@ def load_labelled(data: Path, labels: Path) -> list[np.ndarray]:
     return pairs
 
 
+Spot = tuple[int, int, int]  # (photo index, y, x) where the detector fired on a clean photo
+
+
+def crop_around(photo: np.ndarray, y: int, x: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A ``size`` crop at the photo's own scale holding (y, x) somewhere inside, not at its edge."""
+    h, w = photo.shape[:2]
+    if min(h, w) < size:
+        return random_crop(photo, size, rng)
+    margin = size // 8
+    y0 = int(np.clip(y - rng.integers(margin, size - margin), 0, h - size))
+    x0 = int(np.clip(x - rng.integers(margin, size - margin), 0, w - size))
+    crop = photo[y0 : y0 + size, x0 : x0 + size]
+    return np.ascontiguousarray(crop[:, ::-1] if rng.random() < 0.5 else crop)
+
+
 def sample_batch(photos: list[np.ndarray], labelled: list[np.ndarray], batch: int, crop: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(images B x 3 x S x S in [-1, 1], labels B x 1 x S x S in {0, 1})."""
+                 rng: np.random.Generator, hard: list[Spot] | None = None,
+                 hard_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(images B x 3 x S x S in [-1, 1], labels B x 1 x S x S in {0, 1}).
+
+    With ``hard`` spots, ``hard_share`` of the crops hold one of them; damage is
+    painted over those as over any other crop, and the spot itself stays unlabelled.
+    """
     images, labels = [], []
     for _ in range(batch):
+        if hard and rng.random() < hard_share:
+            index, y, x = hard[int(rng.integers(len(hard)))]
+            rgb, label = paint_damage(crop_around(photos[index], y, x, crop, rng), rng, negatives=0.0,
+                                      scale=float(rng.uniform(0.6, 2.5)))
+            images.append(rgb)
+            labels.append(label)
+            continue
         if labelled and (not photos or rng.random() < 0.5):
             both = random_crop(labelled[int(rng.integers(len(labelled)))], crop, rng)
             rgb, label = both[..., :3], both[..., 3] > 127
@@ -125,6 +159,35 @@ def calibrate_threshold(model: DamageNet, photos: list[np.ndarray], device: torc
     model.train()
     quantile = float(np.quantile(torch.cat(probs).numpy(), 1 - target))
     return max(0.5, min(0.99, quantile))
+
+
+@torch.no_grad()
+def mine_false_alarms(model: DamageNet, photos: list[np.ndarray], indices: list[int], device: torch.device,
+                      per_photo: int = 8) -> list[Spot]:
+    """Where the detector flags the clean photos ``indices``: the strongest spot of each flagged blob.
+
+    The photos are seen whole, at the size they are trained at, as the detector sees a user's
+    scan. At most ``per_photo`` blobs per photo (the most confident), so one busy photo
+    cannot fill the pool.
+    """
+    model.eval()
+    spots: list[Spot] = []
+    for index in indices:
+        photo = photos[index]
+        h, w = (s - s % model.multiple for s in photo.shape[:2])
+        x = torch.from_numpy(photo[:h, :w]).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
+        prob = torch.sigmoid(model(x).float())[0, 0].cpu().numpy()
+        count, blobs = cv2.connectedComponents((prob > 0.5).astype(np.uint8), connectivity=8)
+        if count <= 1:
+            continue
+        peaks = np.zeros(count, np.float32)
+        np.maximum.at(peaks, blobs.ravel(), prob.ravel())
+        for blob in np.argsort(-peaks[1:])[:per_photo] + 1:
+            ys, xs = np.nonzero(blobs == blob)
+            best = int(np.argmax(prob[ys, xs]))
+            spots.append((index, int(ys[best]), int(xs[best])))
+    model.train()
+    return spots
 
 
 def _f1(logits: torch.Tensor, target: torch.Tensor) -> float:
@@ -180,6 +243,21 @@ def train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | None
         torch.manual_seed(cfg.seed + step)
     preview = [torch.from_numpy(a) for a in sample_batch(photos, labelled, 8, cfg.crop,
                                                           np.random.default_rng(4242))]
+    # Mined false alarms, by photo; refreshed for a rotating share of the photos each checkpoint.
+    alarms: dict[int, list[Spot]] = {}
+    hard: list[Spot] = []
+    next_photo = 0
+
+    def mine() -> None:
+        nonlocal hard, next_photo
+        if cfg.hard_share <= 0:
+            return
+        indices = [(next_photo + i) % len(photos) for i in range(min(cfg.mine_photos, len(photos)))]
+        next_photo = (next_photo + len(indices)) % len(photos)
+        found = mine_false_alarms(model, photos, indices, device)
+        for index in indices:
+            alarms[index] = [spot for spot in found if spot[0] == index]
+        hard = [spot for spots in alarms.values() for spot in spots]
 
     def checkpoint() -> None:
         save_atomic({"config": model.config.to_dict(), "model": model.state_dict(),
@@ -189,17 +267,20 @@ def train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | None
         threshold = calibrate_threshold(model, photos, device)
         export_detector(model, cfg.out, meta={"step": step, "train_seconds": round(seconds), "crop": cfg.crop,
                                               "data": str(cfg.data), "threshold": threshold})
+        mine()
 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16)
     run_start = last_ckpt = window_start = time.monotonic()
     window_images, metrics = 0, {}
     model.train()
+    while len(alarms) < min(len(photos), 4 * cfg.mine_photos) and cfg.hard_share > 0:
+        mine()  # a first pool before the first step, also after a resume
     stop = StopRequest()
     while step < cfg.steps and not stop.requested:
         if cfg.minutes is not None and time.monotonic() - run_start > cfg.minutes * 60:
             break
         t0 = time.monotonic()
-        x_np, y_np = sample_batch(photos, labelled, cfg.batch_size, cfg.crop, rng)
+        x_np, y_np = sample_batch(photos, labelled, cfg.batch_size, cfg.crop, rng, hard, cfg.hard_share)
         x = torch.from_numpy(x_np).to(device).contiguous(memory_format=torch.channels_last)
         y = torch.from_numpy(y_np).to(device)
         with autocast:
@@ -216,7 +297,7 @@ def train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | None
         if step % cfg.log_every == 0:
             metrics = {"step": step, "loss": round(loss.item(), 4), "f1": round(_f1(logits.float(), y), 4),
                        "img_per_s": round(window_images / (time.monotonic() - window_start), 2),
-                       "hours": round(seconds / 3600, 3)}
+                       "hours": round(seconds / 3600, 3), "hard_spots": len(hard)}
             window_start, window_images = time.monotonic(), 0
         if step % cfg.sample_every == 0:
             metrics["preview_f1"] = round(_save_samples(model, *preview, cfg.work_dir / "samples" /
