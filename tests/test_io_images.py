@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -331,6 +333,22 @@ def test_atomic_output_leaves_nothing_when_body_raises(tmp_path):
         tmp.write_bytes(b"partial")
         raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_finished_write_removes_temps_a_killed_run_left_for_the_same_output(tmp_path):
+    old = time.time() - 3600
+    left = {name: tmp_path / name for name in (".photo.a1b2c3.tmp.png",  # killed run, this output
+                                              ".photo.d4e5f6.tmp.png",  # a writer still at work
+                                              ".photo.x.a1b2c3.tmp.png",  # output "photo.x.png"
+                                              ".other.a1b2c3.tmp.png")}  # another output
+    for name, path in left.items():
+        path.write_bytes(b"partial")
+        if name != ".photo.d4e5f6.tmp.png":
+            os.utime(path, (old, old))
+    with atomic_output(tmp_path / "photo.png") as tmp:
+        tmp.write_bytes(b"done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["photo.png", ".photo.d4e5f6.tmp.png", ".photo.x.a1b2c3.tmp.png", ".other.a1b2c3.tmp.png"])
 
 
 def test_atomic_output_replaces_and_names_temp_like_documented(tmp_path):

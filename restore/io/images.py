@@ -13,12 +13,14 @@ RGB(A) to 8 bits. EXIF orientation is applied here, by us, in both paths.
 
 from __future__ import annotations
 
+import glob
 import io
 import os
 import re
 import secrets
 import struct
 import threading
+import time
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -131,6 +133,31 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(final.parent)
+    _remove_stale_temps(final)
+
+
+STALE_TEMP_SECONDS = 600.0
+
+
+def _remove_stale_temps(final: Path) -> None:
+    """Delete temp files for ``final`` that a killed run left behind (SIGKILL runs no cleanup).
+
+    Only temps of this very output name, and only ones untouched for ``STALE_TEMP_SECONDS``: a
+    live writer keeps its temp's mtime fresh, and the output they were for now exists complete.
+    """
+    prefix, suffix = f".{final.stem}.", f".tmp{final.suffix}"
+    now = time.time()
+    for other in final.parent.glob(f".{glob.escape(final.stem)}.*.tmp{glob.escape(final.suffix)}"):
+        name = other.name
+        if not (name.startswith(prefix) and name.endswith(suffix) and is_temp_name(name)):
+            continue
+        if len(name) - len(prefix) - len(suffix) != 6:  # exactly this output's ``<hex>`` slot
+            continue
+        try:
+            if now - other.stat().st_mtime > STALE_TEMP_SECONDS:
+                other.unlink()
+        except OSError:
+            pass  # gone already, or not ours to remove: never fail a finished write over it
 
 
 def _create_temp(final: Path) -> Path:
