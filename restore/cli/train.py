@@ -68,6 +68,9 @@ metrics, in the same format as a one-device run, so either resumes the other."""
 @click.option("--hole-lowpass", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Compare the hole with the photo only as N x N block means (1: per pixel, the shipped "
                    "model's recipe). Larger leaves texture to the discriminator; see docs/MODEL.md.")
+@click.option("--hole-pixel-weight", type=click.FloatRange(0, None), default=1.0, show_default=True,
+              help="With --hole-lowpass: weight of each hole pixel's own L1 (the rest of the hole's "
+                   "weight 6 goes to its block mean).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 def train_command(data: Path, task: str, labels: Path | None, out: Path, work_dir: Path | None,
@@ -76,7 +79,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   checkpoint_minutes: float, sample_every: int, log_every: int,
                   base_channels: int | None, blocks: int | None, lr: float | None, prefill: bool | None,
                   padding: str | None, perceptual_weight: float, adv_weight: float, r1_weight: float,
-                  hole_lowpass: int, seed: int, quiet: bool) -> None:
+                  hole_lowpass: int, hole_pixel_weight: float, seed: int, quiet: bool) -> None:
     """Train the inpainting GAN (or, with --task detect, the damage detector) on DATA, a folder of photos.
 
     Inpainting: DATA holds clean photos; masks are synthesised. Detection: synthetic damage is
@@ -111,7 +114,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         batch_size=batch_size, crop=crop, device=str(dev), seed=seed, checkpoint_minutes=checkpoint_minutes,
         sample_every=sample_every, log_every=log_every, generator=GeneratorConfig(**shape),
         perceptual_weight=perceptual_weight, adv_weight=adv_weight, r1_weight=r1_weight,
-        hole_lowpass=hole_lowpass,
+        hole_lowpass=hole_lowpass, hole_pixel_weight=hole_pixel_weight,
     )
     distributed.init(dev)  # no-op without torchrun
     try:

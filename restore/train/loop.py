@@ -65,8 +65,10 @@ class TrainConfig:
     # mean at a fraction of its cost (VGG was two thirds of a CPU step at 192², batch 8).
     perceptual_share: float = 0.5
     hole_weight: float = 6.0
-    # 1: per-pixel hole L1 (the shipped recipe). N > 1: hole L1 on N x N block means only.
+    # 1: per-pixel hole L1 (the shipped recipe). N > 1: the hole's L1 on N x N block means,
+    # each hole pixel's own L1 weighted hole_pixel_weight (see losses.reconstruction_loss).
     hole_lowpass: int = 1
+    hole_pixel_weight: float = 1.0
     r1_weight: float = 1.0
     r1_every: int = 8
     adv_warmup_steps: int = 500
@@ -288,7 +290,8 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
         # (zeroed before the next D step), so there is nothing for DDP to all-reduce.
         with _autocast(device):
             fake_score, fake_feats = d_module(comp)
-            rec = losses.reconstruction_loss(fake.float(), real, mask, cfg.hole_weight, cfg.hole_lowpass)
+            rec = losses.reconstruction_loss(fake.float(), real, mask, cfg.hole_weight, cfg.hole_lowpass,
+                                              cfg.hole_pixel_weight)
             adv = losses.generator_adversarial(fake_score.float(), mask)
             fm = losses.feature_matching([f.float() for f in fake_feats],
                                          [f.float() for f in real_feats])

@@ -17,23 +17,28 @@ def resize_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor,
-                        hole_weight: float = 6.0, hole_lowpass: int = 1) -> torch.Tensor:
+                        hole_weight: float = 6.0, hole_lowpass: int = 1,
+                        hole_pixel_weight: float = 1.0) -> torch.Tensor:
     """L1 weighted towards the hole; the known area still counts so borders blend.
 
-    ``hole_lowpass`` > 1 compares the hole only as averages over blocks of that side. Per-pixel
-    L1 in a hole asks for the mean of every texture that could be there, which is a blur; on
-    block averages it still pins colour and tone (no casts), and leaves the detail inside a
-    block to the adversarial and feature-matching terms.
+    ``hole_lowpass`` > 1 compares the hole as averages over blocks of that side, with a hole
+    pixel's own L1 weighted only ``hole_pixel_weight`` and the rest of ``hole_weight`` going to
+    its block. Per-pixel L1 in a hole asks for the mean of every texture that could be there,
+    which is a blur; on block means it still pins colour and tone (no casts), and leaves the
+    detail inside a block to the adversarial and feature-matching terms. A little per-pixel
+    weight keeps patterns that average out within a block (an outline traced along the hole's
+    edge) from being free.
     """
     if hole_lowpass <= 1:
         weights = 1.0 + (hole_weight - 1.0) * mask
         return (weights * (fake - real).abs()).mean() / weights.mean()
-    known = 1.0 - mask
+    pixel = 1.0 - mask + hole_pixel_weight * mask
+    block = hole_weight - hole_pixel_weight
     coarse_hole = F.avg_pool2d(mask, hole_lowpass, ceil_mode=True)
     coarse_diff = (F.avg_pool2d(fake, hole_lowpass, ceil_mode=True)
                    - F.avg_pool2d(real, hole_lowpass, ceil_mode=True)).abs()
-    total = (known * (fake - real).abs()).mean() + hole_weight * (coarse_hole * coarse_diff).mean()
-    return total / (known.mean() + hole_weight * coarse_hole.mean())
+    total = (pixel * (fake - real).abs()).mean() + block * (coarse_hole * coarse_diff).mean()
+    return total / (pixel.mean() + block * coarse_hole.mean())
 
 
 def generator_adversarial(fake_score: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
