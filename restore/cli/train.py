@@ -68,7 +68,7 @@ metrics, in the same format as a one-device run, so either resumes the other."""
 @click.option("--hole-lowpass", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Compare the hole with the photo only as N x N block means (1: per pixel, the shipped "
                    "model's recipe). Larger leaves texture to the discriminator; see docs/MODEL.md.")
-@click.option("--hole-pixel-weight", type=click.FloatRange(0, None), default=1.0, show_default=True,
+@click.option("--hole-pixel-weight", type=click.FloatRange(0, 6), default=1.0, show_default=True,
               help="With --hole-lowpass: weight of each hole pixel's own L1 (the rest of the hole's "
                    "weight 6 goes to its block mean).")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -4,13 +4,13 @@ Clean photos get synthetic damage painted on every step (see ``synth``); a folde
 user's own labelled masks (``labels``) adds real damaged photos, with synthetic damage
 sometimes painted over them too, their label the union. Loss: binary cross-entropy plus
 soft Dice, which keeps the sparse damage class from being drowned by clean pixels.
-
-Hard-negative mining: every checkpoint the detector is run over a share of the clean training
-photos as they are, and the spots it flags there (white wing spots, stickers, lamps: scene
-content that looks like dust) are kept; a share of each batch is cropped around them, so the
-network is shown its own false alarms with the label "clean".
 Checkpoints are atomic and ``resume`` continues where a killed run stopped, as for the
 inpainting model.
+
+Hard-negative mining: at every checkpoint the detector is run over a rotating share of the
+clean training photos as they are, and the spots it flags there (whiskers, twigs, quills,
+sparkles on water: scene content that looks like hair, scratches or dust) are kept; a share of
+each batch is cropped around them, so the network sees its own false alarms labelled clean.
 """
 
 from __future__ import annotations

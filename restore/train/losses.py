@@ -33,7 +33,7 @@ def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tens
         weights = 1.0 + (hole_weight - 1.0) * mask
         return (weights * (fake - real).abs()).mean() / weights.mean()
     pixel = 1.0 - mask + hole_pixel_weight * mask
-    block = hole_weight - hole_pixel_weight
+    block = max(0.0, hole_weight - hole_pixel_weight)
     coarse_hole = F.avg_pool2d(mask, hole_lowpass, ceil_mode=True)
     coarse_diff = (F.avg_pool2d(fake, hole_lowpass, ceil_mode=True)
                    - F.avg_pool2d(real, hole_lowpass, ceil_mode=True)).abs()
