@@ -141,6 +141,13 @@ def detection_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 CLEAN_FLAG_TARGET = 0.0005  # at sensitivity 0.5, flag at most this fraction of clean photos' pixels
 
 
+def _whole_photo_probabilities(model: DamageNet, photo: np.ndarray, device: torch.device) -> np.ndarray:
+    """Damage probability for a whole RGB photo (cropped to the network's multiple), H x W."""
+    h, w = (s - s % model.multiple for s in photo.shape[:2])
+    x = torch.from_numpy(photo[:h, :w]).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
+    return torch.sigmoid(model(x).float())[0, 0].cpu().numpy()
+
+
 @torch.no_grad()
 def calibrate_threshold(model: DamageNet, photos: list[np.ndarray], device: torch.device,
                         count: int = 40, target: float = CLEAN_FLAG_TARGET) -> float:
@@ -153,9 +160,7 @@ def calibrate_threshold(model: DamageNet, photos: list[np.ndarray], device: torc
     picks = photos[:: max(1, len(photos) // count)][:count]
     probs = []
     for photo in picks:
-        h, w = (s - s % model.multiple for s in photo.shape[:2])
-        x = torch.from_numpy(photo[:h, :w]).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
-        probs.append(torch.sigmoid(model(x).float()).flatten().cpu())
+        probs.append(torch.from_numpy(_whole_photo_probabilities(model, photo, device)).flatten())
     model.train()
     quantile = float(np.quantile(torch.cat(probs).numpy(), 1 - target))
     return max(0.5, min(0.99, quantile))
@@ -174,9 +179,7 @@ def mine_false_alarms(model: DamageNet, photos: list[np.ndarray], indices: list[
     spots: list[Spot] = []
     for index in indices:
         photo = photos[index]
-        h, w = (s - s % model.multiple for s in photo.shape[:2])
-        x = torch.from_numpy(photo[:h, :w]).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
-        prob = torch.sigmoid(model(x).float())[0, 0].cpu().numpy()
+        prob = _whole_photo_probabilities(model, photo, device)
         count, blobs = cv2.connectedComponents((prob > 0.5).astype(np.uint8), connectivity=8)
         if count <= 1:
             continue

@@ -145,13 +145,9 @@ def _remove_stale_temps(final: Path) -> None:
     Only temps of this very output name, and only ones untouched for ``STALE_TEMP_SECONDS``: a
     live writer keeps its temp's mtime fresh, and the output they were for now exists complete.
     """
-    prefix, suffix = f".{final.stem}.", f".tmp{final.suffix}"
     now = time.time()
-    for other in final.parent.glob(f".{glob.escape(final.stem)}.*.tmp{glob.escape(final.suffix)}"):
-        name = other.name
-        if not (name.startswith(prefix) and name.endswith(suffix) and is_temp_name(name)):
-            continue
-        if len(name) - len(prefix) - len(suffix) != 6:  # exactly this output's ``<hex>`` slot
+    for other in final.parent.glob(f".{glob.escape(final.stem)}.??????.tmp{glob.escape(final.suffix)}"):
+        if not is_temp_name(other.name):  # the six characters must be the ``<hex>`` slot
             continue
         try:
             if now - other.stat().st_mtime > STALE_TEMP_SECONDS:

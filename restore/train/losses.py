@@ -24,7 +24,7 @@ def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tens
     ``hole_lowpass`` > 1 compares the hole as averages over blocks of that side, with a hole
     pixel's own L1 weighted only ``hole_pixel_weight`` and the rest of ``hole_weight`` going to
     its block. Per-pixel L1 in a hole asks for the mean of every texture that could be there,
-    which is a blur; on block means it still pins colour and tone (no casts), and leaves the
+    which is a blur; on block means it still pins colour and tone (a cast costs what it did), and leaves the
     detail inside a block to the adversarial and feature-matching terms. A little per-pixel
     weight keeps patterns that average out within a block (an outline traced along the hole's
     edge) from being free.
