@@ -12,7 +12,7 @@ from conftest import EXAMPLES
 from restore.model.generator import GeneratorConfig
 from restore.model.weights import WeightsError, load_generator
 from restore.train.loop import TrainConfig, train
-from restore.train.losses import reconstruction_loss
+from restore.train.losses import discriminator_loss, reconstruction_loss
 from restore.train.masks import MASK_KINDS, MAX_HOLE_FRACTION, make_mask, training_mask
 
 
@@ -151,3 +151,16 @@ def test_lowpass_hole_loss_leaves_texture_free_but_pins_colour():
         reconstruction_loss(tinted, real, mask), rel=0.01)
     outside = real + (1 - mask) * checker  # the known area is still compared pixel by pixel
     assert reconstruction_loss(outside, real, mask, hole_lowpass=8) > 0.05
+
+
+def test_share_labels_call_a_cell_that_grazes_the_hole_mostly_real():
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., :, :9] = 1  # columns 0-8: cell column 0 wholly hole, column 1 one pixel of eight
+    score = torch.zeros(1, 1, 4, 4)  # the discriminator's cells: 8 x 8 pixels each
+    grazing = score.clone()
+    grazing[..., 1] = 4.0  # "this cell is real"
+    for kind in ("any", "share"):
+        assert discriminator_loss(score, score, mask, kind) == pytest.approx(2 * np.log(2), rel=1e-4)
+    # Calling the grazing column real is wrong under "any", nearly right under "share".
+    assert discriminator_loss(score, grazing, mask, "any") > discriminator_loss(score, score, mask, "any")
+    assert discriminator_loss(score, grazing, mask, "share") < discriminator_loss(score, score, mask, "share")

@@ -69,6 +69,9 @@ class TrainConfig:
     # each hole pixel's own L1 weighted hole_pixel_weight (see losses.reconstruction_loss).
     hole_lowpass: int = 1
     hole_pixel_weight: float = 1.0
+    # Which discriminator cells a repaired image's labels call fake: "any" cell touching the hole
+    # (the shipped recipe) or each by its "share" of hole pixels (losses.discriminator_loss).
+    fake_patches: str = "any"
     r1_weight: float = 1.0
     r1_every: int = 8
     adv_warmup_steps: int = 500
@@ -269,7 +272,8 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
             comp = fake * mask + real * (1 - mask)
             real_score, real_feats = discriminator(real)
             fake_score, _ = discriminator(comp.detach())
-            loss_d = losses.discriminator_loss(real_score.float(), fake_score.float(), mask)
+            loss_d = losses.discriminator_loss(real_score.float(), fake_score.float(), mask,
+                                                cfg.fake_patches)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         if step % cfg.r1_every == 0:

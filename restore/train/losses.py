@@ -11,9 +11,16 @@ import torch
 import torch.nn.functional as F
 
 
-def resize_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Fraction of hole pixels under each discriminator patch."""
-    return F.adaptive_max_pool2d(mask, like.shape[-2:]) if mask.shape[-1] > like.shape[-1] else mask
+def resize_mask(mask: torch.Tensor, like: torch.Tensor, fake_patches: str = "any") -> torch.Tensor:
+    """The mask at the discriminator's score resolution.
+
+    ``"any"``: a score cell is 1 if any hole pixel falls in it. ``"share"``: its share of hole
+    pixels, so a cell that only grazes the hole is mostly real.
+    """
+    if mask.shape[-1] <= like.shape[-1]:
+        return mask
+    pool = F.adaptive_avg_pool2d if fake_patches == "share" else F.adaptive_max_pool2d
+    return pool(mask, like.shape[-2:])
 
 
 def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor,
@@ -48,9 +55,14 @@ def generator_adversarial(fake_score: torch.Tensor, mask: torch.Tensor) -> torch
 
 
 def discriminator_loss(real_score: torch.Tensor, fake_score: torch.Tensor,
-                       mask: torch.Tensor) -> torch.Tensor:
-    """Real photos are real; in a repaired image, hole patches are fake and the rest real."""
-    m = resize_mask(mask, fake_score)
+                       mask: torch.Tensor, fake_patches: str = "any") -> torch.Tensor:
+    """Real photos are real; in a repaired image, hole patches are fake and the rest real.
+
+    With ``fake_patches="share"`` a cell's target is its share of hole pixels (a soft label):
+    under ``"any"`` a cell with one hole pixel is wholly fake, which teaches the discriminator to
+    find the hole's outline itself, seam or no seam.
+    """
+    m = resize_mask(mask, fake_score, fake_patches)
     real_term = F.softplus(-real_score).mean()
     fake_term = (F.softplus(fake_score) * m + F.softplus(-fake_score) * (1 - m)).mean()
     return real_term + fake_term
