@@ -12,7 +12,7 @@ from conftest import EXAMPLES
 from restore.model.generator import GeneratorConfig
 from restore.model.weights import WeightsError, load_generator
 from restore.train.loop import TrainConfig, train
-from restore.train.losses import discriminator_loss, reconstruction_loss
+from restore.train.losses import discriminator_loss, hole_depth, reconstruction_loss
 from restore.train.masks import MASK_KINDS, MAX_HOLE_FRACTION, make_mask, training_mask
 
 
@@ -164,3 +164,21 @@ def test_share_labels_call_a_cell_that_grazes_the_hole_mostly_real():
     # Calling the grazing column real is wrong under "any", nearly right under "share".
     assert discriminator_loss(score, grazing, mask, "any") > discriminator_loss(score, score, mask, "any")
     assert discriminator_loss(score, grazing, mask, "share") < discriminator_loss(score, score, mask, "share")
+
+
+def test_hole_border_weights_the_rim_per_pixel_and_leaves_the_middle_to_block_means():
+    real = torch.zeros(1, 3, 64, 64)
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 8:56, 8:56] = 1
+    depth = hole_depth(mask, 64)
+    assert depth[0, 0, 8, 30] == 1 and depth[0, 0, 31, 31] == 24 and depth[0, 0, 0, 0] == 0
+    checker = (torch.arange(64)[:, None] + torch.arange(64)[None]) % 2 * 0.4 - 0.2
+    rim = real + checker * ((depth >= 1) & (depth <= 2))
+    middle = real + checker * (depth >= 20)
+    def loss(fake, border):
+        return reconstruction_loss(fake, real, mask, hole_lowpass=8, hole_border=border)
+    # At the rim an outline costs nearly what it does with the full per-pixel weight ...
+    assert loss(rim, 4) > 3 * loss(rim, 0)
+    assert loss(rim, 4) == pytest.approx(reconstruction_loss(rim, real, mask), rel=0.3)
+    # ... while deep inside texture is left to the block means as before.
+    assert loss(middle, 4) == pytest.approx(loss(middle, 0), rel=0.05)

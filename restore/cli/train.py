@@ -71,6 +71,9 @@ metrics, in the same format as a one-device run, so either resumes the other."""
 @click.option("--hole-pixel-weight", type=click.FloatRange(0, 6), default=1.0, show_default=True,
               help="With --hole-lowpass: weight of each hole pixel's own L1 (the rest of the hole's "
                    "weight 6 goes to its block mean).")
+@click.option("--hole-border", type=click.FloatRange(0, 64), default=0.0, show_default=True,
+              help="With --hole-lowpass: hole pixels near the border keep their full per-pixel weight, "
+                   "fading over about this many pixels (0: off).")
 @click.option("--fake-patches", type=click.Choice(["any", "share"]), default="any", show_default=True,
               help="Discriminator labels on a repaired image: any patch touching the hole is fake, or "
                    "each patch by its share of hole pixels.")
@@ -82,8 +85,8 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   checkpoint_minutes: float, sample_every: int, log_every: int,
                   base_channels: int | None, blocks: int | None, lr: float | None, prefill: bool | None,
                   padding: str | None, perceptual_weight: float, adv_weight: float, r1_weight: float,
-                  hole_lowpass: int, hole_pixel_weight: float, fake_patches: str, seed: int,
-                  quiet: bool) -> None:
+                  hole_lowpass: int, hole_pixel_weight: float, hole_border: float, fake_patches: str,
+                  seed: int, quiet: bool) -> None:
     """Train the inpainting GAN (or, with --task detect, the damage detector) on DATA, a folder of photos.
 
     Inpainting: DATA holds clean photos; masks are synthesised. Detection: synthetic damage is
@@ -119,6 +122,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         sample_every=sample_every, log_every=log_every, generator=GeneratorConfig(**shape),
         perceptual_weight=perceptual_weight, adv_weight=adv_weight, r1_weight=r1_weight,
         hole_lowpass=hole_lowpass, hole_pixel_weight=hole_pixel_weight, fake_patches=fake_patches,
+        hole_border=hole_border,
     )
     distributed.init(dev)  # no-op without torchrun
     try:

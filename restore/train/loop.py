@@ -69,6 +69,8 @@ class TrainConfig:
     # each hole pixel's own L1 weighted hole_pixel_weight (see losses.reconstruction_loss).
     hole_lowpass: int = 1
     hole_pixel_weight: float = 1.0
+    # > 0: hole pixels within about this many px of the border keep their full per-pixel weight.
+    hole_border: float = 0.0
     # Which discriminator cells a repaired image's labels call fake: "any" cell touching the hole
     # (the shipped recipe) or each by its "share" of hole pixels (losses.discriminator_loss).
     fake_patches: str = "any"
@@ -295,7 +297,7 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
         with _autocast(device):
             fake_score, fake_feats = d_module(comp)
             rec = losses.reconstruction_loss(fake.float(), real, mask, cfg.hole_weight, cfg.hole_lowpass,
-                                              cfg.hole_pixel_weight)
+                                              cfg.hole_pixel_weight, cfg.hole_border)
             adv = losses.generator_adversarial(fake_score.float(), mask)
             fm = losses.feature_matching([f.float() for f in fake_feats],
                                          [f.float() for f in real_feats])

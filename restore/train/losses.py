@@ -23,9 +23,19 @@ def resize_mask(mask: torch.Tensor, like: torch.Tensor, fake_patches: str = "any
     return pool(mask, like.shape[-2:])
 
 
+def hole_depth(mask: torch.Tensor, limit: int) -> torch.Tensor:
+    """Chessboard distance of each hole pixel to the nearest known one (1 at the border), capped."""
+    depth = torch.zeros_like(mask)
+    inside = mask
+    for _ in range(limit):
+        depth = depth + inside
+        inside = -F.max_pool2d(-inside, 3, 1, 1)  # erode by one pixel
+    return depth
+
+
 def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor,
                         hole_weight: float = 6.0, hole_lowpass: int = 1,
-                        hole_pixel_weight: float = 1.0) -> torch.Tensor:
+                        hole_pixel_weight: float = 1.0, hole_border: float = 0.0) -> torch.Tensor:
     """L1 weighted towards the hole; the known area still counts so borders blend.
 
     ``hole_lowpass`` > 1 compares the hole as averages over blocks of that side, with a hole
@@ -35,17 +45,25 @@ def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tens
     detail inside a block to the adversarial and feature-matching terms. A little per-pixel
     weight keeps patterns that average out within a block (an outline traced along the hole's
     edge) from being free.
+
+    ``hole_border`` > 0 (pixels) gives hole pixels near the border back their full per-pixel
+    weight, fading as exp(-depth / hole_border): next to the known area the photo's content is
+    nearly determined by what surrounds it, deep inside it is not (DeepFill's spatially
+    discounted loss makes the same argument).
     """
     if hole_lowpass <= 1:
         weights = 1.0 + (hole_weight - 1.0) * mask
         return (weights * (fake - real).abs()).mean() / weights.mean()
-    pixel = 1.0 - mask + hole_pixel_weight * mask
-    block = max(0.0, hole_weight - hole_pixel_weight)
-    coarse_hole = F.avg_pool2d(mask, hole_lowpass, ceil_mode=True)
+    own = torch.full_like(mask, hole_pixel_weight)
+    if hole_border > 0:
+        near = torch.exp(-(hole_depth(mask, int(5 * hole_border) + 1) - 1).clamp(min=0) / hole_border)
+        own = own + max(0.0, hole_weight - hole_pixel_weight) * near
+    pixel = 1.0 - mask + own * mask
+    coarse_weight = F.avg_pool2d(mask * (hole_weight - own).clamp(min=0), hole_lowpass, ceil_mode=True)
     coarse_diff = (F.avg_pool2d(fake, hole_lowpass, ceil_mode=True)
                    - F.avg_pool2d(real, hole_lowpass, ceil_mode=True)).abs()
-    total = (pixel * (fake - real).abs()).mean() + block * (coarse_hole * coarse_diff).mean()
-    return total / (pixel.mean() + block * coarse_hole.mean())
+    total = (pixel * (fake - real).abs()).mean() + (coarse_weight * coarse_diff).mean()
+    return total / (pixel.mean() + coarse_weight.mean())
 
 
 def generator_adversarial(fake_score: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
