@@ -88,9 +88,8 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   checkpoint_minutes: float, sample_every: int, log_every: int,
                   base_channels: int | None, blocks: int | None, lr: float | None, prefill: bool | None,
                   padding: str | None, spectrum: str | None, perceptual_weight: float, adv_weight: float,
-                  r1_weight: float,
-                  hole_lowpass: int, hole_pixel_weight: float, hole_border: float, fake_patches: str,
-                  seed: int, quiet: bool) -> None:
+                  r1_weight: float, hole_lowpass: int, hole_pixel_weight: float, hole_border: float,
+                  fake_patches: str, seed: int, quiet: bool) -> None:
     """Train the inpainting GAN (or, with --task detect, the damage detector) on DATA, a folder of photos.
 
     Inpainting: DATA holds clean photos; masks are synthesised. Detection: synthetic damage is
