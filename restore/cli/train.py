@@ -57,9 +57,6 @@ metrics, in the same format as a one-device run, so either resumes the other."""
 @click.option("--padding", type=click.Choice(["zeros", "reflect"]), default=None,
               help="Generator border padding [default: zeros for new models]. With --init or --resume "
                    "it switches the model's padding and fine-tunes it into the new setting.")
-@click.option("--spectrum", type=click.Choice(["half", "full"]), default=None,
-              help="Spectrum of the generator's Fourier units [default: full for new models]. With "
-                   "--init or --resume it switches the model's and fine-tunes it into the new setting.")
 @click.option("--perceptual-weight", type=float, default=0.0, show_default=True,
               help="Weight of a perceptual loss, L1 on VGG16 features (try 0.05; the network ships "
                    "in restore[eval]). Off by default: see docs/MODEL.md, Recipe.")
@@ -87,9 +84,9 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   steps: int, minutes: float | None, batch_size: int | None, crop: int, device: str,
                   checkpoint_minutes: float, sample_every: int, log_every: int,
                   base_channels: int | None, blocks: int | None, lr: float | None, prefill: bool | None,
-                  padding: str | None, spectrum: str | None, perceptual_weight: float, adv_weight: float,
-                  r1_weight: float, hole_lowpass: int, hole_pixel_weight: float, hole_border: float,
-                  fake_patches: str, seed: int, quiet: bool) -> None:
+                  padding: str | None, perceptual_weight: float, adv_weight: float, r1_weight: float,
+                  hole_lowpass: int, hole_pixel_weight: float, hole_border: float, fake_patches: str,
+                  seed: int, quiet: bool) -> None:
     """Train the inpainting GAN (or, with --task detect, the damage detector) on DATA, a folder of photos.
 
     Inpainting: DATA holds clean photos; masks are synthesised. Detection: synthetic damage is
@@ -106,8 +103,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
     if crop % 8:
         raise click.BadParameter("must be a multiple of 8", param_hint="--crop")
     init_path = default_weights_path() if init == "default" else (Path(init) if init else None)
-    shape = {"base_channels": base_channels, "blocks": blocks, "prefill": prefill, "padding": padding,
-             "spectrum": spectrum}
+    shape = {"base_channels": base_channels, "blocks": blocks, "prefill": prefill, "padding": padding}
     shape = {k: v for k, v in shape.items() if v is not None}
     for name, value in (("--labels", labels), ("--lr", lr)):
         if value is not None and task != "detect":
@@ -121,8 +117,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
     dev = distributed.local_device(pick_device(device))  # cuda:LOCAL_RANK under torchrun
     cfg = TrainConfig(
         data=data, out=out, work_dir=work_dir or out.with_name(out.stem + "-train"),
-        resume=resume, init=init_path, prefill=prefill, padding=padding, spectrum=spectrum, steps=steps,
-        minutes=minutes,
+        resume=resume, init=init_path, prefill=prefill, padding=padding, steps=steps, minutes=minutes,
         batch_size=batch_size, crop=crop, device=str(dev), seed=seed, checkpoint_minutes=checkpoint_minutes,
         sample_every=sample_every, log_every=log_every, generator=GeneratorConfig(**shape),
         perceptual_weight=perceptual_weight, adv_weight=adv_weight, r1_weight=r1_weight,

@@ -29,11 +29,6 @@ class GeneratorConfig:
     # reflect padding (LaMa's choice, and our models' before this option) made a CPU pass at
     # 512² 1.7x slower, copying every activation.
     padding: str = "zeros"
-    # Spectrum the Fourier units work on. "half" (rfft2, LaMa's and our first models' choice)
-    # treats the column of purely vertical frequencies unlike the others, and at 512² the
-    # fills of wide holes came out in horizontal streaks (they turn vertical when the photo is
-    # transposed). "full" (fft2, real part of the inverse) treats x and y alike.
-    spectrum: str = "full"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,15 +40,14 @@ class GeneratorConfig:
 
 
 # What a stored config without the key was trained with.
-LEGACY_CONFIG = {"prefill": False, "padding": "reflect", "spectrum": "half"}
+LEGACY_CONFIG = {"prefill": False, "padding": "reflect"}
 
 
 class FourierUnit(nn.Module):
     """1x1 convolution in the frequency domain: a global receptive field in one layer."""
 
-    def __init__(self, channels: int, spectrum: str = "full") -> None:
+    def __init__(self, channels: int) -> None:
         super().__init__()
-        self.full = spectrum == "full"
         self.conv = nn.Conv2d(channels * 2, channels * 2, 1, bias=False)
         self.norm = nn.BatchNorm2d(channels * 2)
         self.act = nn.ReLU(inplace=True)
@@ -63,27 +57,24 @@ class FourierUnit(nn.Module):
         height, width = x.shape[-2:]
         # FFTs need float32 on CPU (no bf16) and are more accurate than fp16 on GPU.
         with torch.autocast(device_type=x.device.type, enabled=False):
-            spec = (torch.fft.fft2 if self.full else torch.fft.rfft2)(x.float(), norm="ortho")
+            spec = torch.fft.rfft2(x.float(), norm="ortho")
             stacked = torch.cat([spec.real, spec.imag], dim=1)
             stacked = self.act(self.norm(self.conv(stacked.to(self.conv.weight.dtype))))
-            freq = torch.complex(*stacked.float().chunk(2, dim=1))
-            if self.full:
-                out = torch.fft.ifft2(freq, norm="ortho").real
-            else:
-                out = torch.fft.irfft2(freq, s=(height, width), norm="ortho")
+            real, imag = stacked.float().chunk(2, dim=1)
+            out = torch.fft.irfft2(torch.complex(real, imag), s=(height, width), norm="ortho")
         return out.to(dtype)
 
 
 class SpectralTransform(nn.Module):
     """Global branch: squeeze channels, FourierUnit, expand, with a residual inside."""
 
-    def __init__(self, in_ch: int, out_ch: int, spectrum: str = "full") -> None:
+    def __init__(self, in_ch: int, out_ch: int) -> None:
         super().__init__()
         mid = out_ch // 2
         self.reduce = nn.Sequential(
             nn.Conv2d(in_ch, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True)
         )
-        self.fourier = FourierUnit(mid, spectrum)
+        self.fourier = FourierUnit(mid)
         self.expand = nn.Conv2d(mid, out_ch, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,7 +85,7 @@ class SpectralTransform(nn.Module):
 class FFC(nn.Module):
     """Conv with a local (3x3) and a global (spectral) channel group exchanging information."""
 
-    def __init__(self, channels: int, ratio: float, padding: str, spectrum: str = "full") -> None:
+    def __init__(self, channels: int, ratio: float, padding: str) -> None:
         super().__init__()
         self.global_ch = int(channels * ratio)
         self.local_ch = channels - self.global_ch
@@ -103,7 +94,7 @@ class FFC(nn.Module):
         self.l2l = nn.Conv2d(lc, lc, 3, **pad)
         self.l2g = nn.Conv2d(lc, gc, 3, **pad)
         self.g2l = nn.Conv2d(gc, lc, 3, **pad)
-        self.g2g = SpectralTransform(gc, gc, spectrum)
+        self.g2g = SpectralTransform(gc, gc)
         self.norm_l = nn.BatchNorm2d(lc)
         self.norm_g = nn.BatchNorm2d(gc)
         self.act = nn.ReLU(inplace=True)
@@ -116,10 +107,10 @@ class FFC(nn.Module):
 
 
 class FFCResBlock(nn.Module):
-    def __init__(self, channels: int, ratio: float, padding: str, spectrum: str = "full") -> None:
+    def __init__(self, channels: int, ratio: float, padding: str) -> None:
         super().__init__()
-        self.ffc1 = FFC(channels, ratio, padding, spectrum)
-        self.ffc2 = FFC(channels, ratio, padding, spectrum)
+        self.ffc1 = FFC(channels, ratio, padding)
+        self.ffc2 = FFC(channels, ratio, padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.ffc2(self.ffc1(x))
@@ -154,8 +145,7 @@ class InpaintGenerator(nn.Module):
         deep = c * 2**self.config.downsamples
         self.encoder = nn.ModuleList(layers)
         self.body = nn.Sequential(
-            *[FFCResBlock(deep, self.config.global_ratio, pad, self.config.spectrum)
-              for _ in range(self.config.blocks)]
+            *[FFCResBlock(deep, self.config.global_ratio, pad) for _ in range(self.config.blocks)]
         )
         ups: list[nn.Module] = []
         for i in reversed(range(self.config.downsamples)):
@@ -189,7 +179,7 @@ class InpaintGenerator(nn.Module):
 
 def reshaped(model: InpaintGenerator, **changes: object) -> InpaintGenerator:
     """The same weights in a model whose config differs only in options that keep every
-    parameter's shape (``padding``, ``prefill``, ``spectrum``): for fine-tuning into the new setting."""
+    parameter's shape (``padding``, ``prefill``): for fine-tuning into the new setting."""
     changed = InpaintGenerator(GeneratorConfig(**{**model.config.to_dict(), **changes}))
     changed.load_state_dict(model.state_dict())
     return changed.train(model.training)

@@ -42,7 +42,6 @@ class TrainConfig:
     init: Path | None = None  # fine-tune from these generator weights
     prefill: bool | None = None  # with ``init``: True upgrades a model without prefill (see with_prefill)
     padding: str | None = None  # with ``init`` or ``resume``: switch the model's border padding
-    spectrum: str | None = None  # with ``init`` or ``resume``: switch the Fourier units' spectrum
     steps: int = 100_000
     minutes: float | None = None  # stop after this much wall time in this run
     batch_size: int = 8  # per rank under torchrun
@@ -180,8 +179,6 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
             generator = with_prefill(generator)
         if cfg.padding and cfg.padding != generator.config.padding:
             generator = reshaped(generator, padding=cfg.padding)
-        if cfg.spectrum and cfg.spectrum != generator.config.spectrum:
-            generator = reshaped(generator, spectrum=cfg.spectrum)
         gen_cfg = generator.config
     else:
         generator = InpaintGenerator(gen_cfg)
@@ -202,8 +199,6 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
         saved = GeneratorConfig.from_dict(state["config"])
         if cfg.padding:
             saved = replace(saved, padding=cfg.padding)
-        if cfg.spectrum:
-            saved = replace(saved, spectrum=cfg.spectrum)
         if saved != gen_cfg:
             gen_cfg = saved
             generator = InpaintGenerator(gen_cfg).to(device, memory_format=torch.channels_last)
