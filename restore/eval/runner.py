@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from restore.eval.baselines import BASELINES, get_baseline
-from restore.eval.metrics import STLPIPS, InceptionFeatures, fid, kid, psnr, require_perceptual, ssim
+from restore.eval.metrics import STLPIPS, InceptionFeatures, fid, kid, psnr, require_perceptual, ssim, streaks
 from restore.eval.protocol import Case, Photo, iter_cases, kid_boxes, kid_crop_side, load_photos
 from restore.train.masks import MASK_KINDS
 
@@ -64,6 +64,11 @@ def _finite(value: Any) -> Any:
 def _mean(values: list[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
     return float(np.mean(vals)) if vals else None
+
+
+def _median(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.median(vals)) if vals else None
 
 
 def _fill_chunk(cases: list[Case], fills: dict[str, Callable], inpainter: Inpainter
@@ -171,7 +176,8 @@ def evaluate(data_dir: str | os.PathLike[str], inpainter: Inpainter,
                 for case, output, dist, record in zip(chunk, outputs, dists, chunk_records, strict=True):
                     s.outside_changed += int(not np.array_equal(output[~case.mask], case.masked[~case.mask]))
                     image_scores = {"psnr": psnr(case.truth, output), "ssim": ssim(case.truth, output),
-                                    "stlpips": None if dist is None else float(dist)}
+                                    "stlpips": None if dist is None else float(dist),
+                                    "streaks": streaks(case.truth, output, case.mask)}
                     s.per_image.append(image_scores)
                     record["methods"][name] = image_scores
                 if inception is not None:
@@ -213,6 +219,7 @@ def _summary(s: _Scores, real_features: list[np.ndarray]) -> dict[str, Any]:
         "psnr": _mean([r["psnr"] for r in s.per_image]),
         "ssim": _mean([r["ssim"] for r in s.per_image]),
         "stlpips": _mean([r["stlpips"] for r in s.per_image]),
+        "streaks": _median([r["streaks"] for r in s.per_image]),
         "kid": None, "kid_std": None, "fid": None,
         "sec_per_image": s.seconds / n if n else None,
         "outside_changed": s.outside_changed,
