@@ -231,7 +231,7 @@ def test_evaluate_end_to_end(photo_dir: Path, inpainter, tmp_path: Path) -> None
             assert row["images"] == 2 and row["outside_changed"] == 0
             assert 5 < row["psnr"] < 60 and 0 < row["ssim"] < 1 and row["sec_per_image"] > 0
             assert row["stlpips"] is None and row["kid"] is None
-            assert cls == "thin" or row["streaks"] > 0  # thin strokes have no deep pixels to judge
+            assert cls == "thin" or row["streaks"] > 0  # thin strokes may have no pixel deep enough
         assert (tmp_path / f"montage-{cls}.png").is_file()
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["results"]["thin"]["telea"]["psnr"] == report["results"]["thin"]["telea"]["psnr"]

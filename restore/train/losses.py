@@ -76,9 +76,8 @@ def discriminator_loss(real_score: torch.Tensor, fake_score: torch.Tensor,
                        mask: torch.Tensor, fake_patches: str = "any") -> torch.Tensor:
     """Real photos are real; in a repaired image, hole patches are fake and the rest real.
 
-    With ``fake_patches="share"`` a cell's target is its share of hole pixels (a soft label):
-    under ``"any"`` a cell with one hole pixel is wholly fake, which teaches the discriminator to
-    find the hole's outline itself, seam or no seam.
+    With ``fake_patches="share"`` a cell's target is its share of hole pixels (a soft label);
+    under ``"any"`` a cell with a single hole pixel in it is wholly fake.
     """
     m = resize_mask(mask, fake_score, fake_patches)
     real_term = F.softplus(-real_score).mean()
