@@ -11,6 +11,7 @@ from conftest import EXAMPLES
 
 from restore.model.generator import GeneratorConfig
 from restore.model.weights import WeightsError, load_generator
+from restore.train.data import sample_batch
 from restore.train.loop import TrainConfig, train
 from restore.train.losses import discriminator_loss, hole_depth, reconstruction_loss
 from restore.train.masks import MASK_KINDS, MAX_HOLE_FRACTION, make_mask, training_mask
@@ -182,3 +183,13 @@ def test_hole_border_weights_the_rim_per_pixel_and_leaves_the_middle_to_block_me
     assert loss(rim, 4) == pytest.approx(reconstruction_loss(rim, real, mask), rel=0.3)
     # ... while deep inside texture is left to the block means as before.
     assert loss(middle, 4) == pytest.approx(loss(middle, 0), rel=0.05)
+
+
+def test_transpose_turns_the_asked_share_of_crops_on_their_side_and_is_off_by_default():
+    rows = np.tile(np.arange(64, dtype=np.uint8)[:, None, None] * 4, (1, 64, 3))  # varies down y only
+    def sideways(transpose):
+        images, _ = sample_batch([rows], 200, 32, np.random.default_rng(0), transpose)
+        along_x = np.abs(np.diff(images, axis=3)).mean(axis=(1, 2, 3))
+        return float((along_x > 0.01).mean())
+    assert sideways(0.0) == 0.0
+    assert 0.35 < sideways(0.5) < 0.65 and sideways(1.0) == 1.0

@@ -77,6 +77,8 @@ metrics, in the same format as a one-device run, so either resumes the other."""
 @click.option("--fake-patches", type=click.Choice(["any", "share"]), default="any", show_default=True,
               help="Discriminator labels on a repaired image: any patch touching the hole is fake, or "
                    "each patch by its share of hole pixels.")
+@click.option("--transpose", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of training crops turned on their side (x and y swapped).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 def train_command(data: Path, task: str, labels: Path | None, out: Path, work_dir: Path | None,
@@ -86,7 +88,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   base_channels: int | None, blocks: int | None, lr: float | None, prefill: bool | None,
                   padding: str | None, perceptual_weight: float, adv_weight: float, r1_weight: float,
                   hole_lowpass: int, hole_pixel_weight: float, hole_border: float, fake_patches: str,
-                  seed: int, quiet: bool) -> None:
+                  transpose: float, seed: int, quiet: bool) -> None:
     """Train the inpainting GAN (or, with --task detect, the damage detector) on DATA, a folder of photos.
 
     Inpainting: DATA holds clean photos; masks are synthesised. Detection: synthetic damage is
@@ -122,7 +124,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         sample_every=sample_every, log_every=log_every, generator=GeneratorConfig(**shape),
         perceptual_weight=perceptual_weight, adv_weight=adv_weight, r1_weight=r1_weight,
         hole_lowpass=hole_lowpass, hole_pixel_weight=hole_pixel_weight, fake_patches=fake_patches,
-        hole_border=hole_border,
+        hole_border=hole_border, transpose=transpose,
     )
     distributed.init(dev)  # no-op without torchrun
     try:

@@ -54,11 +54,18 @@ def random_crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.nd
 
 
 def sample_batch(
-    photos: list[np.ndarray], batch: int, size: int, rng: np.random.Generator
+    photos: list[np.ndarray], batch: int, size: int, rng: np.random.Generator, transpose: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(images B x 3 x S x S float32 in [-1, 1], masks B x 1 x S x S float32, 1 = hole)."""
+    """(images B x 3 x S x S float32 in [-1, 1], masks B x 1 x S x S float32, 1 = hole).
+
+    ``transpose``: the share of crops turned on their side (x and y swapped), so that no image
+    axis is a free direction for the model to smear the hole's borders along.
+    """
     idx = rng.integers(0, len(photos), batch)
-    images = np.stack([random_crop(photos[i], size, rng) for i in idx])
+    crops = [random_crop(photos[i], size, rng) for i in idx]
+    if transpose > 0:  # no extra draws otherwise: runs without it replay exactly
+        crops = [c.transpose(1, 0, 2) if rng.random() < transpose else c for c in crops]
+    images = np.stack(crops)
     images = images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
     masks = np.stack([training_mask(size, size, rng) for _ in range(batch)])[:, None]
     return images, masks

@@ -74,6 +74,7 @@ class TrainConfig:
     # Which discriminator cells a repaired image's labels call fake: "any" cell touching the hole
     # (the shipped recipe) or each by its "share" of hole pixels (losses.discriminator_loss).
     fake_patches: str = "any"
+    transpose: float = 0.0  # share of training crops with x and y swapped (data.sample_batch)
     r1_weight: float = 1.0
     r1_every: int = 8
     adv_warmup_steps: int = 500
@@ -263,7 +264,7 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
         if cfg.minutes is not None and distributed.rank0_decides(out_of_time, device):
             break
         t0 = time.monotonic()
-        real_np, mask_np = sample_batch(photos, cfg.batch_size, cfg.crop, rng)
+        real_np, mask_np = sample_batch(photos, cfg.batch_size, cfg.crop, rng, cfg.transpose)
         real = torch.from_numpy(real_np).to(device).contiguous(memory_format=torch.channels_last)
         mask = torch.from_numpy(mask_np).to(device)
         adv_scale = min(1.0, step / max(1, cfg.adv_warmup_steps))
