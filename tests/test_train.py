@@ -187,9 +187,9 @@ def test_hole_border_weights_the_rim_per_pixel_and_leaves_the_middle_to_block_me
 
 def test_transpose_turns_the_asked_share_of_crops_on_their_side_and_is_off_by_default():
     rows = np.tile(np.arange(64, dtype=np.uint8)[:, None, None] * 4, (1, 64, 3))  # varies down y only
-    def sideways(transpose):
-        images, _ = sample_batch([rows], 200, 32, np.random.default_rng(0), transpose)
+    def sideways(*transpose):
+        images, _ = sample_batch([rows], 200, 32, np.random.default_rng(0), *transpose)
         along_x = np.abs(np.diff(images, axis=3)).mean(axis=(1, 2, 3))
         return float((along_x > 0.01).mean())
-    assert sideways(0.0) == 0.0
+    assert sideways() == 0.0
     assert 0.35 < sideways(0.5) < 0.65 and sideways(1.0) == 1.0
