@@ -11,10 +11,11 @@ from conftest import EXAMPLES
 
 from restore.model.generator import GeneratorConfig
 from restore.model.weights import WeightsError, load_generator
-from restore.train.data import sample_batch
+from restore.train.data import BatchStream, load_photos, sample_batch, sample_crops, step_rng, to_model_input
 from restore.train.loop import TrainConfig, train
 from restore.train.losses import discriminator_loss, hole_depth, reconstruction_loss
 from restore.train.masks import MASK_KINDS, MAX_HOLE_FRACTION, make_mask, training_mask
+from restore.train.slim import slim_checkpoint
 
 
 @pytest.mark.parametrize("kind", MASK_KINDS)
@@ -63,6 +64,44 @@ def test_short_run_checkpoints_resumes_and_exports(tmp_path):
     assert out.shape == (1, 3, 64, 64) and torch.isfinite(out).all()
 
 
+def test_batches_made_by_worker_processes_are_the_in_process_ones_in_step_order():
+    photos = load_photos(EXAMPLES / "originals", max_side=128)
+    with BatchStream(photos, 2, 64, 0.5, 3, 0, start=7, workers=0) as inline:
+        expected = [next(inline) for _ in range(5)]
+    with BatchStream(photos, 2, 64, 0.5, 3, 0, start=7, workers=2) as pooled:
+        got = [next(pooled) for _ in range(5)]
+    for (crops_a, masks_a), (crops_b, masks_b) in zip(expected, got, strict=True):
+        assert crops_a.dtype == np.uint8 and crops_a.shape == (2, 64, 64, 3) and masks_a.shape == (2, 64, 64)
+        assert np.array_equal(crops_a, crops_b) and np.array_equal(masks_a, masks_b)
+    # Step 9's batch is step 9's wherever the stream started: what makes resume exact.
+    assert np.array_equal(expected[2][0], sample_crops(photos, 2, 64, step_rng(3, 0, 9), 0.5)[0])
+    images, masks = to_model_input(*expected[0])
+    assert images.dtype == np.float32 and -1 <= images.min() and images.max() <= 1
+    assert masks.shape == (2, 1, 64, 64) and set(np.unique(masks)) <= {0.0, 1.0}
+
+
+def test_resume_from_a_weights_only_checkpoint_keeps_the_weights_and_restarts_adam(tmp_path):
+    """A slim checkpoint (fp16 generator and discriminator, no optimiser) is how a run travels to
+    a GPU machine under its upload limit; resuming it must continue from those weights."""
+    tiny = GeneratorConfig(base_channels=8, blocks=1)
+    cfg = TrainConfig(data=EXAMPLES / "originals", out=tmp_path / "model.pt", work_dir=tmp_path / "work",
+                      steps=2, batch_size=2, crop=64, sample_every=100, log_every=1, generator=tiny)
+    train(cfg)
+    full = torch.load(tmp_path / "work" / "checkpoint.pt", weights_only=True)
+    slim_dir = tmp_path / "slim"
+    slim_checkpoint(tmp_path / "work" / "checkpoint.pt", slim_dir / "checkpoint.pt")
+    slim = torch.load(slim_dir / "checkpoint.pt", weights_only=True)
+    assert "opt_g" not in slim and slim["generator"]["encoder.0.0.weight"].dtype == torch.float16
+    cfg.work_dir, cfg.resume, cfg.steps, cfg.lr_g, cfg.lr_d = slim_dir, True, 3, 0.0, 0.0
+    train(cfg)
+    resumed = torch.load(slim_dir / "checkpoint.pt", weights_only=True)
+    assert resumed["step"] == 3 and "opt_g" in resumed
+    for key in ("generator", "discriminator", "generator_ema"):  # lr 0: the loaded weights, kept
+        source = full["generator" if key == "generator_ema" else key]  # EMA starts from the generator
+        weights = [n for n in source if n.endswith("weight")]
+        assert all(torch.allclose(resumed[key][n], source[n], atol=1e-2) for n in weights), key
+
+
 def test_calibrated_copy_measures_its_own_batchnorm_statistics():
     from restore.model.generator import InpaintGenerator
     from restore.train.data import load_photos
@@ -92,7 +131,8 @@ def test_sigterm_ends_training_with_a_checkpoint(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "restore", "train", str(EXAMPLES / "originals"),
                              "--out", str(tmp_path / "m.pt"), "--work-dir", str(work), "--steps", "100000",
                              "--batch-size", "1", "--crop", "64", "--base-channels", "8", "--blocks", "1",
-                             "--log-every", "1", "--quiet"])
+                             "--log-every", "1", "--workers", "1", "--quiet"])
+    # --workers: spawned batch makers re-import ``python -m restore``; it must not run the CLI again.
     deadline = time.time() + 120
     while time.time() < deadline and not (work / "metrics.jsonl").exists():
         time.sleep(0.1)

@@ -79,6 +79,9 @@ metrics, in the same format as a one-device run, so either resumes the other."""
                    "each patch by its share of hole pixels.")
 @click.option("--transpose", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of training crops turned on their side (x and y swapped).")
+@click.option("--workers", type=click.IntRange(0, 64), default=None,
+              help="Processes that make training batches ahead of the model [default: 0 on CPU, "
+                   "where the model needs every core; on a GPU one per spare core, at most 8].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 def train_command(data: Path, task: str, labels: Path | None, out: Path, work_dir: Path | None,
@@ -88,7 +91,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   base_channels: int | None, blocks: int | None, lr: float | None, prefill: bool | None,
                   padding: str | None, perceptual_weight: float, adv_weight: float, r1_weight: float,
                   hole_lowpass: int, hole_pixel_weight: float, hole_border: float, fake_patches: str,
-                  transpose: float, seed: int, quiet: bool) -> None:
+                  transpose: float, workers: int | None, seed: int, quiet: bool) -> None:
     """Train the inpainting GAN (or, with --task detect, the damage detector) on DATA, a folder of photos.
 
     Inpainting: DATA holds clean photos; masks are synthesised. Detection: synthetic damage is
@@ -110,6 +113,8 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
     for name, value in (("--labels", labels), ("--lr", lr)):
         if value is not None and task != "detect":
             raise click.BadParameter("only with --task detect", param_hint=name)
+    if workers is not None and task == "detect":
+        raise click.BadParameter("only for inpainting training", param_hint="--workers")
     if task == "detect":
         _train_detector(data, labels, out, work_dir, resume, init, steps, minutes, batch_size or 16, crop,
                         pick_device(device), checkpoint_minutes, sample_every, log_every, seed, quiet,
@@ -124,7 +129,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         sample_every=sample_every, log_every=log_every, generator=GeneratorConfig(**shape),
         perceptual_weight=perceptual_weight, adv_weight=adv_weight, r1_weight=r1_weight,
         hole_lowpass=hole_lowpass, hole_pixel_weight=hole_pixel_weight, fake_patches=fake_patches,
-        hole_border=hole_border, transpose=transpose,
+        hole_border=hole_border, transpose=transpose, workers=workers,
     )
     distributed.init(dev)  # no-op without torchrun
     try:

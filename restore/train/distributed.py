@@ -12,7 +12,6 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -94,12 +93,6 @@ def barrier() -> None:
             dist.barrier(device_ids=[torch.cuda.current_device()])
         else:
             dist.barrier()
-
-
-def rank_rng(seed: int, rank: int) -> np.random.Generator:
-    """Each rank's crop and mask stream. Rank 0 keeps the single-process stream, so a one-GPU run
-    is unchanged and a multi-GPU checkpoint resumes on one device exactly where rank 0 was."""
-    return np.random.default_rng(seed if rank == 0 else [seed, rank])
 
 
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -29,7 +30,7 @@ from restore.model.discriminator import PatchDiscriminator
 from restore.model.generator import GeneratorConfig, InpaintGenerator, reshaped, with_prefill
 from restore.model.weights import export_generator, load_generator, save_atomic
 from restore.train import distributed, losses
-from restore.train.data import load_photos, sample_batch
+from restore.train.data import BatchStream, load_photos, sample_batch
 from restore.train.perceptual import PerceptualLoss
 
 
@@ -82,6 +83,7 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     sample_every: int = 250
     log_every: int = 20
+    workers: int | None = None  # batch-making processes; None: 0 on CPU, up to 8 per GPU (data.BatchStream)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
 
 
@@ -122,6 +124,21 @@ class StopRequest:
 
 
 @torch.no_grad()
+def _check_finite(values: tuple[torch.Tensor, ...], step: int, device: torch.device) -> None:
+    """Raise on a NaN or infinite loss (on any rank): its weights must not reach a checkpoint."""
+    if distributed.any_rank(not all(math.isfinite(v.item()) for v in values), device):
+        raise FloatingPointError(f"loss became NaN by step {step}; resume from the checkpoint")
+
+
+def _workers(asked: int | None, device: torch.device, world: int) -> int:
+    """Batch-making processes for this rank: none on CPU (the model wants every core there)."""
+    if asked is not None:
+        return asked
+    if device.type == "cpu":
+        return 0
+    return max(0, min(8, ((os.cpu_count() or 1) - world) // world))
+
+
 def calibrated_copy(model: torch.nn.Module, photos: list[np.ndarray], crop: int, device: torch.device,
                     step: int, batches: int = 16, batch_size: int = 8) -> torch.nn.Module:
     """A copy of ``model`` whose BatchNorm statistics are measured anew on training crops.
@@ -168,7 +185,6 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
     rank, world = distributed.rank(), distributed.world_size()
     main = rank == 0
     torch.manual_seed(cfg.seed)  # same initial weights everywhere (DDP broadcasts rank 0's anyway)
-    rng = distributed.rank_rng(cfg.seed, rank)  # different crops on every rank
     photos = load_photos(cfg.data)
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = cfg.work_dir / "checkpoint.pt"
@@ -207,16 +223,12 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
             opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=(0.9, 0.99))
         generator.load_state_dict(state["generator"])
         if ema is not None:
-            ema.load_state_dict(state["generator_ema"])
+            ema.load_state_dict(state.get("generator_ema", state["generator"]))
         discriminator.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
+        if "opt_g" in state:  # a slim checkpoint (weights only, to travel light) restarts Adam
+            opt_g.load_state_dict(state["opt_g"])
+            opt_d.load_state_dict(state["opt_d"])
         step, seconds = int(state["step"]), float(state["seconds"])
-        rank_states = state.get("rng_ranks", [state["rng"]])
-        if rank < len(rank_states):
-            rng.bit_generator.state = json.loads(rank_states[rank])
-        else:  # more ranks than the run that wrote the checkpoint: a fresh, reproducible stream
-            rng = np.random.default_rng([cfg.seed, rank, step])
         torch.manual_seed(cfg.seed + step)
     if len(set(distributed.all_gather(step))) > 1:
         raise RuntimeError("ranks resumed at different steps: every rank must see the same --work-dir")
@@ -236,15 +248,14 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
     preview = [torch.from_numpy(a) for a in sample_batch(photos, 4, cfg.crop, preview_rng)]
 
     def checkpoint() -> None:
-        """Collective: every rank hands rank 0 its rng state so resume continues each stream."""
-        rng_ranks = distributed.all_gather(json.dumps(rng.bit_generator.state))
+        """Rank 0 writes; batches depend on (seed, rank, step) alone, so no sampler state is kept."""
         if ema is None:
             return
         save_atomic({
             "config": gen_cfg.to_dict(), "generator": g_module.state_dict(),
             "generator_ema": ema.state_dict(), "discriminator": d_module.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
-            "seconds": seconds, "rng": rng_ranks[0], "rng_ranks": rng_ranks,
+            "seconds": seconds,
             "train_config": json.dumps(asdict(cfg), default=str),
         }, ckpt_path)
         export_generator(calibrated_copy(ema, photos, cfg.crop, device, step), cfg.out,
@@ -259,87 +270,103 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
     discriminator.train()
     stop = StopRequest()
     r1 = torch.zeros((), device=device)  # logged as its latest value (it runs every r1_every steps)
-    while step < cfg.steps and not stop.requested:
-        out_of_time = cfg.minutes is not None and time.monotonic() - run_start > cfg.minutes * 60
-        if cfg.minutes is not None and distributed.rank0_decides(out_of_time, device):
-            break
-        t0 = time.monotonic()
-        real_np, mask_np = sample_batch(photos, cfg.batch_size, cfg.crop, rng, cfg.transpose)
-        real = torch.from_numpy(real_np).to(device).contiguous(memory_format=torch.channels_last)
-        mask = torch.from_numpy(mask_np).to(device)
-        adv_scale = min(1.0, step / max(1, cfg.adv_warmup_steps))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop size: the fastest kernels, found once
+    last_losses: tuple[torch.Tensor, ...] = ()
+    stream = BatchStream(photos, cfg.batch_size, cfg.crop, cfg.transpose, cfg.seed, rank, step,
+                         _workers(cfg.workers, device, world))
+    try:
+        while step < cfg.steps and not stop.requested:
+            out_of_time = cfg.minutes is not None and time.monotonic() - run_start > cfg.minutes * 60
+            if cfg.minutes is not None and distributed.rank0_decides(out_of_time, device):
+                break
+            t0 = time.monotonic()
+            crops_np, masks_np = next(stream)
+            # uint8 crosses to the device (a quarter of the bytes) and becomes float there.
+            real = (torch.from_numpy(crops_np).to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+                    / 127.5 - 1.0).contiguous(memory_format=torch.channels_last)
+            mask = torch.from_numpy(masks_np).to(device, non_blocking=True)[:, None].float()
+            adv_scale = min(1.0, step / max(1, cfg.adv_warmup_steps))
 
-        # Discriminator step.
-        with _autocast(device):
-            fake = generator(real, mask)
-            comp = fake * mask + real * (1 - mask)
-            real_score, real_feats = discriminator(real)
-            fake_score, _ = discriminator(comp.detach())
-            loss_d = losses.discriminator_loss(real_score.float(), fake_score.float(), mask,
-                                                cfg.fake_patches)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        if step % cfg.r1_every == 0:
-            # R1 is a double backward through torch.autograd.grad, which DDP does not support, and
-            # the last conv's bias gets no R1 gradient, which would leave DDP waiting for it. So R1
-            # runs on the un-wrapped module: DDP finished this step's reduction in loss_d.backward()
-            # and ignores later gradients, so this adds the local R1 gradient to the averaged
-            # loss_d one; averaging that sum gives mean(loss_d) + mean(R1), the global-batch value.
-            real_r1 = real.detach().requires_grad_(True)
-            score, _ = d_module(real_r1)
-            r1 = losses.r1_penalty(score, real_r1)
-            (cfg.r1_weight * cfg.r1_every * 0.5 * r1).backward()
-            r1 = r1.detach()  # kept for the log; its graph is not
-            distributed.average_gradients(d_module.parameters())
-        opt_d.step()
+            # Discriminator step.
+            with _autocast(device):
+                fake = generator(real, mask)
+                comp = fake * mask + real * (1 - mask)
+                real_score, real_feats = discriminator(real)
+                fake_score, _ = discriminator(comp.detach())
+                loss_d = losses.discriminator_loss(real_score.float(), fake_score.float(), mask,
+                                                    cfg.fake_patches)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            if step % cfg.r1_every == 0:
+                # R1 is a double backward through torch.autograd.grad, which DDP does not support, and
+                # the last conv's bias gets no R1 gradient, which would leave DDP waiting for it. So R1
+                # runs on the un-wrapped module: DDP finished this step's reduction in loss_d.backward()
+                # and ignores later gradients, so this adds the local R1 gradient to the averaged
+                # loss_d one; averaging that sum gives mean(loss_d) + mean(R1), the global-batch value.
+                real_r1 = real.detach().requires_grad_(True)
+                score, _ = d_module(real_r1)
+                r1 = losses.r1_penalty(score, real_r1)
+                (cfg.r1_weight * cfg.r1_every * 0.5 * r1).backward()
+                r1 = r1.detach()  # kept for the log; its graph is not
+                distributed.average_gradients(d_module.parameters())
+            opt_d.step()
 
-        # Generator step. The discriminator runs un-wrapped: its gradients here are thrown away
-        # (zeroed before the next D step), so there is nothing for DDP to all-reduce.
-        with _autocast(device):
-            fake_score, fake_feats = d_module(comp)
-            rec = losses.reconstruction_loss(fake.float(), real, mask, cfg.hole_weight, cfg.hole_lowpass,
-                                              cfg.hole_pixel_weight, cfg.hole_border)
-            adv = losses.generator_adversarial(fake_score.float(), mask)
-            fm = losses.feature_matching([f.float() for f in fake_feats],
-                                         [f.float() for f in real_feats])
-            per = (perceptual(comp[:shared], real[:shared]).float() if perceptual is not None
-                   else torch.zeros((), device=device))
-            loss_g = (rec + cfg.perceptual_weight * per
-                      + adv_scale * (cfg.adv_weight * adv + cfg.fm_weight * fm))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        torch.nn.utils.clip_grad_norm_(g_module.parameters(), 1.0)
-        opt_g.step()
-        if ema is not None:
-            # Warm-up: early weights change fast, so a fixed 0.999 would average in garbage.
-            _update_ema(ema, g_module, min(cfg.ema_decay, (1 + step) / (10 + step)))
+            # Generator step. The discriminator runs un-wrapped: its gradients here are thrown away
+            # (zeroed before the next D step), so there is nothing for DDP to all-reduce.
+            with _autocast(device):
+                fake_score, fake_feats = d_module(comp)
+                rec = losses.reconstruction_loss(fake.float(), real, mask, cfg.hole_weight, cfg.hole_lowpass,
+                                                  cfg.hole_pixel_weight, cfg.hole_border)
+                adv = losses.generator_adversarial(fake_score.float(), mask)
+                fm = losses.feature_matching([f.float() for f in fake_feats],
+                                             [f.float() for f in real_feats])
+                per = (perceptual(comp[:shared], real[:shared]).float() if perceptual is not None
+                       else torch.zeros((), device=device))
+                loss_g = (rec + cfg.perceptual_weight * per
+                          + adv_scale * (cfg.adv_weight * adv + cfg.fm_weight * fm))
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            torch.nn.utils.clip_grad_norm_(g_module.parameters(), 1.0)
+            opt_g.step()
+            if ema is not None:
+                # Warm-up: early weights change fast, so a fixed 0.999 would average in garbage.
+                _update_ema(ema, g_module, min(cfg.ema_decay, (1 + step) / (10 + step)))
 
-        step += 1
-        seconds += time.monotonic() - t0
-        window_images += cfg.batch_size * world
-        if distributed.any_rank(not all(math.isfinite(v.item()) for v in (loss_g, loss_d)), device):
-            raise FloatingPointError(f"loss became NaN at step {step}; resume from the checkpoint")
-        if step % cfg.log_every == 0:
-            elapsed = time.monotonic() - window_start
-            v_rec, v_per, v_adv, v_fm, v_d, v_r1 = distributed.mean_over_ranks(
-                [rec, per, adv, fm, loss_d, r1], device)
-            metrics = {"step": step, "rec": round(v_rec, 4), "perceptual": round(v_per, 4),
-                       "adv": round(v_adv, 4), "fm": round(v_fm, 4), "d": round(v_d, 4),
-                       "r1": round(v_r1, 4), "img_per_s": round(window_images / elapsed, 2),
-                       "hours": round(seconds / 3600, 3)}
-            if main:
-                with open(cfg.work_dir / "metrics.jsonl", "a") as fh:
-                    fh.write(json.dumps(metrics) + "\n")
-                if on_log:
-                    on_log(metrics)
-            window_start, window_images = time.monotonic(), 0
-        if step % cfg.sample_every == 0 and ema is not None:
-            shown = calibrated_copy(ema, photos, cfg.crop, device, step)
-            _save_samples(shown, *preview, cfg.work_dir / "samples" / f"step{step:07d}.png", device)
-        if distributed.rank0_decides(time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60, device):
-            checkpoint()
-            last_ckpt = time.monotonic()
+            step += 1
+            seconds += time.monotonic() - t0
+            window_images += cfg.batch_size * world
+            # Reading a loss waits for the GPU; doing it only where the log or a checkpoint needs
+            # it lets the host queue the next steps meanwhile. NaN weights never reach a checkpoint.
+            want_ckpt = distributed.rank0_decides(
+                time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60, device)
+            last_losses = (loss_g, loss_d)
+            if step % cfg.log_every == 0 or want_ckpt:
+                _check_finite(last_losses, step, device)
+            if step % cfg.log_every == 0:
+                elapsed = time.monotonic() - window_start
+                v_rec, v_per, v_adv, v_fm, v_d, v_r1 = distributed.mean_over_ranks(
+                    [rec, per, adv, fm, loss_d, r1], device)
+                metrics = {"step": step, "rec": round(v_rec, 4), "perceptual": round(v_per, 4),
+                           "adv": round(v_adv, 4), "fm": round(v_fm, 4), "d": round(v_d, 4),
+                           "r1": round(v_r1, 4), "img_per_s": round(window_images / elapsed, 2),
+                           "hours": round(seconds / 3600, 3)}
+                if main:
+                    with open(cfg.work_dir / "metrics.jsonl", "a") as fh:
+                        fh.write(json.dumps(metrics) + "\n")
+                    if on_log:
+                        on_log(metrics)
+                window_start, window_images = time.monotonic(), 0
+            if step % cfg.sample_every == 0 and ema is not None:
+                shown = calibrated_copy(ema, photos, cfg.crop, device, step)
+                _save_samples(shown, *preview, cfg.work_dir / "samples" / f"step{step:07d}.png", device)
+            if want_ckpt:
+                checkpoint()
+                last_ckpt = time.monotonic()
+    finally:
+        stream.close()
     stop.restore()
+    _check_finite(last_losses, step, device)
     checkpoint()
     distributed.barrier()  # no rank returns before rank 0 has written the final model
     return metrics
