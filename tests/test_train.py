@@ -85,7 +85,8 @@ def test_resume_from_a_weights_only_checkpoint_keeps_the_weights_and_restarts_ad
     a GPU machine under its upload limit; resuming it must continue from those weights."""
     tiny = GeneratorConfig(base_channels=8, blocks=1)
     cfg = TrainConfig(data=EXAMPLES / "originals", out=tmp_path / "model.pt", work_dir=tmp_path / "work",
-                      steps=2, batch_size=2, crop=64, sample_every=100, log_every=1, generator=tiny)
+                      steps=2, batch_size=2, crop=64, sample_every=100, log_every=1, generator=tiny,
+                      lr_g=0.05, lr_d=0.05)  # big steps: weights far (~0.1) from a fresh start
     train(cfg)
     full = torch.load(tmp_path / "work" / "checkpoint.pt", weights_only=True)
     slim_dir = tmp_path / "slim"
