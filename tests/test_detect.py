@@ -14,11 +14,11 @@ from restore.cli import main
 from restore.detect.detector import Detector, core_tiles, sensitivity_threshold
 from restore.detect.model import DamageNet, DetectorConfig
 from restore.detect.synth import DAMAGE_TYPES, paint_damage
-from restore.detect.train import crop_around, mine_false_alarms, sample_batch
+from restore.detect.train import crop_around, make_damage_batch, mine_false_alarms, sample_batch
 from restore.detect.weights import export_detector, load_detector
 from restore.eval.detection import Counts
 from restore.model.weights import WeightsError, save_atomic
-from restore.train.data import load_photos
+from restore.train.data import BatchStream, load_photos
 
 
 def _run(*args: str) -> tuple[int, str]:
@@ -128,7 +128,7 @@ def test_short_detector_training_checkpoints_resumes_and_learns_labels(tmp_path,
     assert _run(*args, "--steps", "2")[0] == 0
     detector = load_detector(tmp_path / "d.pt")
     assert detector.config == DetectorConfig() and 0.5 <= detector.threshold <= 0.99  # calibrated
-    assert _run(*args, "--steps", "4", "--resume")[0] == 0
+    assert _run(*args, "--steps", "4", "--resume", "--workers", "1")[0] == 0  # batches from a worker
     log = (tmp_path / "d-train" / "metrics.jsonl").read_text().splitlines()
     steps = [json.loads(line)["step"] for line in log]
     assert steps[-1] == 4 and steps.count(1) == 1  # resumed at 2, not restarted
@@ -252,3 +252,21 @@ def test_hard_share_draws_crops_around_mined_spots(photo, monkeypatch):
         [flat], [], 32, 64, np.random.default_rng(0), hard=[(0, 101, 151)], hard_share=share)[0])
         for share in (0.0, 1.0)}
     assert holding[1.0] == 32 and holding[0.0] < 16
+
+
+def test_damage_batches_from_workers_are_the_in_process_ones_and_take_new_spots(photo):
+    shared = ([photo], [])
+    spot = [(0, 101, 151)]
+    first, later = (2, 64, 3, [], 0.0), (2, 64, 3, spot, 1.0)
+    with BatchStream(make_damage_batch, shared, first, start=5, workers=0) as inline:
+        expected = [next(inline) for _ in range(3)]
+    with BatchStream(make_damage_batch, shared, first, start=5, workers=2) as pooled:
+        got = [next(pooled) for _ in range(3)]
+        pooled.args = later  # new mined spots: batches submitted from now on use them
+        after = [next(pooled) for _ in range(5)]  # 4 were already in flight with the old spots
+    for (img_a, lab_a), (img_b, lab_b) in zip(expected, got, strict=True):
+        assert img_a.dtype == np.uint8 and img_a.shape == (2, 64, 64, 3) and lab_a.dtype == bool
+        assert np.array_equal(img_a, img_b) and np.array_equal(lab_a, lab_b)
+    assert np.array_equal(after[0][0], make_damage_batch(shared, first, 8)[0])
+    assert np.array_equal(after[4][0], make_damage_batch(shared, later, 12)[0])
+    assert not np.array_equal(after[4][0], make_damage_batch(shared, first, 12)[0])

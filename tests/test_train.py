@@ -11,7 +11,15 @@ from conftest import EXAMPLES
 
 from restore.model.generator import GeneratorConfig
 from restore.model.weights import WeightsError, load_generator
-from restore.train.data import BatchStream, load_photos, sample_batch, sample_crops, step_rng, to_model_input
+from restore.train.data import (
+    BatchStream,
+    load_photos,
+    make_crops_batch,
+    sample_batch,
+    sample_crops,
+    step_rng,
+    to_model_input,
+)
 from restore.train.loop import TrainConfig, train
 from restore.train.losses import discriminator_loss, hole_depth, reconstruction_loss
 from restore.train.masks import MASK_KINDS, MAX_HOLE_FRACTION, make_mask, training_mask
@@ -66,9 +74,9 @@ def test_short_run_checkpoints_resumes_and_exports(tmp_path):
 
 def test_batches_made_by_worker_processes_are_the_in_process_ones_in_step_order():
     photos = load_photos(EXAMPLES / "originals", max_side=128)
-    with BatchStream(photos, 2, 64, 0.5, 3, 0, start=7, workers=0) as inline:
+    with BatchStream(make_crops_batch, photos, (2, 64, 0.5, 3, 0), start=7, workers=0) as inline:
         expected = [next(inline) for _ in range(5)]
-    with BatchStream(photos, 2, 64, 0.5, 3, 0, start=7, workers=2) as pooled:
+    with BatchStream(make_crops_batch, photos, (2, 64, 0.5, 3, 0), start=7, workers=2) as pooled:
         got = [next(pooled) for _ in range(5)]
     for (crops_a, masks_a), (crops_b, masks_b) in zip(expected, got, strict=True):
         assert crops_a.dtype == np.uint8 and crops_a.shape == (2, 64, 64, 3) and masks_a.shape == (2, 64, 64)

@@ -113,12 +113,10 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
     for name, value in (("--labels", labels), ("--lr", lr)):
         if value is not None and task != "detect":
             raise click.BadParameter("only with --task detect", param_hint=name)
-    if workers is not None and task == "detect":
-        raise click.BadParameter("only for inpainting training", param_hint="--workers")
     if task == "detect":
         _train_detector(data, labels, out, work_dir, resume, init, steps, minutes, batch_size or 16, crop,
                         pick_device(device), checkpoint_minutes, sample_every, log_every, seed, quiet,
-                        lr=lr or 2e-3)
+                        lr=lr or 2e-3, workers=workers)
         return
     batch_size = batch_size or 8
     dev = distributed.local_device(pick_device(device))  # cuda:LOCAL_RANK under torchrun
@@ -148,7 +146,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
 def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path | None, resume: bool,
                     init: str | None, steps: int, minutes: float | None, batch_size: int, crop: int,
                     device: object, checkpoint_minutes: float, sample_every: int, log_every: int,
-                    seed: int, quiet: bool, lr: float) -> None:
+                    seed: int, quiet: bool, lr: float, workers: int | None) -> None:
     from restore.detect.train import DetectTrainConfig, train_detector
     from restore.detect.weights import default_detector_path, resolve_detector_path
     from restore.train.progress import TrainProgress
@@ -162,7 +160,7 @@ def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path |
         data=data, out=out, work_dir=work_dir or out.with_name(out.stem + "-train"), labels=labels,
         resume=resume, init=init_path, steps=steps, minutes=minutes, batch_size=batch_size, crop=crop,
         device=str(device), seed=seed, checkpoint_minutes=checkpoint_minutes, sample_every=sample_every,
-        log_every=log_every, lr=lr,
+        log_every=log_every, lr=lr, workers=workers,
     )
     with TrainProgress(total_steps=steps, quiet=quiet) as progress:
         train_detector(cfg, on_log=progress.update)

@@ -16,6 +16,7 @@ each batch is cropped around them, so the network sees its own false alarms labe
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -30,7 +31,14 @@ from restore.detect.model import DamageNet, DetectorConfig
 from restore.detect.synth import paint_damage
 from restore.detect.weights import export_detector, load_detector
 from restore.model.weights import save_atomic
-from restore.train.data import PHOTO_EXTENSIONS, load_photos, random_crop
+from restore.train.data import (
+    PHOTO_EXTENSIONS,
+    BatchStream,
+    batch_workers,
+    load_photos,
+    random_crop,
+    step_rng,
+)
 from restore.train.loop import StopRequest
 
 
@@ -54,6 +62,7 @@ class DetectTrainConfig:
     mine_photos: int = 24  # clean photos searched for false alarms at each checkpoint (rotating)
     sample_every: int = 250
     log_every: int = 20
+    workers: int | None = None  # batch-making processes; None: 0 on CPU, up to 8 on a GPU
     detector: DetectorConfig = DetectorConfig()
 
 
@@ -91,10 +100,10 @@ def crop_around(photo: np.ndarray, y: int, x: int, size: int, rng: np.random.Gen
     return np.ascontiguousarray(crop[:, ::-1] if rng.random() < 0.5 else crop)
 
 
-def sample_batch(photos: list[np.ndarray], labelled: list[np.ndarray], batch: int, crop: int,
-                 rng: np.random.Generator, hard: list[Spot] | None = None,
-                 hard_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """(images B x 3 x S x S in [-1, 1], labels B x 1 x S x S in {0, 1}).
+def sample_damage(photos: list[np.ndarray], labelled: list[np.ndarray], batch: int, crop: int,
+                  rng: np.random.Generator, hard: list[Spot] | None = None,
+                  hard_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(images B x S x S x 3 uint8 RGB, labels B x S x S bool): damaged crops and where the damage is.
 
     With ``hard`` spots, ``hard_share`` of the crops hold one of them; damage is
     painted over those as over any other crop, and the spot itself stays unlabelled.
@@ -121,8 +130,28 @@ def sample_batch(photos: list[np.ndarray], labelled: list[np.ndarray], batch: in
                                       scale=float(rng.uniform(0.6, 2.5)))
         images.append(rgb)
         labels.append(label)
-    x = np.stack(images).transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
-    return x, np.stack(labels)[:, None].astype(np.float32)
+    return np.stack(images), np.stack(labels).astype(bool)
+
+
+def to_detector_input(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(images B x 3 x S x S float32 in [-1, 1], labels B x 1 x S x S float32 in {0, 1})."""
+    return images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0, labels[:, None].astype(np.float32)
+
+
+def sample_batch(photos: list[np.ndarray], labelled: list[np.ndarray], batch: int, crop: int,
+                 rng: np.random.Generator, hard: list[Spot] | None = None,
+                 hard_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """``sample_damage`` as the network's input and target."""
+    return to_detector_input(*sample_damage(photos, labelled, batch, crop, rng, hard, hard_share))
+
+
+def make_damage_batch(shared: tuple[list[np.ndarray], list[np.ndarray]],
+                      args: tuple[int, int, int, list[Spot], float], step: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """One step's batch (uint8, for ``BatchStream``): ``args`` is (batch, crop, seed, hard, hard_share)."""
+    photos, labelled = shared
+    batch, crop, seed, hard, hard_share = args
+    return sample_damage(photos, labelled, batch, crop, step_rng(seed, 0, step), hard, hard_share)
 
 
 def detection_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -203,7 +232,8 @@ def _f1(logits: torch.Tensor, target: torch.Tensor) -> float:
 def _save_samples(model: DamageNet, images: torch.Tensor, labels: torch.Tensor, path: Path) -> float:
     """PNG grid, one row per crop: input | truth (red) | prediction (red). Returns the crops' F1."""
     model.eval()
-    logits = model(images).float()
+    device = next(model.parameters()).device  # the preview crops stay on the CPU between uses
+    logits = model(images.to(device)).float().cpu()
     model.train()
     rgb = ((images.permute(0, 2, 3, 1).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
     rows = []
@@ -223,7 +253,6 @@ def train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | None
     """Train until ``cfg.steps`` or ``cfg.minutes``; returns the last logged metrics."""
     device = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     photos = load_photos(cfg.data)
     labelled = load_labelled(cfg.data, cfg.labels) if cfg.labels else []
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
@@ -242,7 +271,6 @@ def train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | None
         for group in opt.param_groups:  # the rate asked for now wins: lower it to anneal a run
             group["lr"] = cfg.lr
         step, seconds = int(state["step"]), float(state["seconds"])
-        rng.bit_generator.state = json.loads(state["rng"])
         torch.manual_seed(cfg.seed + step)
     preview = [torch.from_numpy(a) for a in sample_batch(photos, labelled, 8, cfg.crop,
                                                           np.random.default_rng(4242))]
@@ -261,58 +289,73 @@ def train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | None
         for index in indices:
             alarms[index] = [spot for spot in found if spot[0] == index]
         hard = [spot for spots in alarms.values() for spot in spots]
+        if stream is not None:  # batches from the next one submitted on use the new spots
+            stream.args = (cfg.batch_size, cfg.crop, cfg.seed, hard, cfg.hard_share)
 
     def checkpoint() -> None:
+        if last_loss is not None and not math.isfinite(last_loss.item()):
+            raise FloatingPointError(f"loss became NaN by step {step}; resume from the checkpoint")
         save_atomic({"config": model.config.to_dict(), "model": model.state_dict(),
                      "optimizer": opt.state_dict(), "step": step, "seconds": seconds,
-                     "rng": json.dumps(rng.bit_generator.state),
                      "train_config": json.dumps(asdict(cfg), default=str)}, ckpt_path)
         threshold = calibrate_threshold(model, photos, device)
         export_detector(model, cfg.out, meta={"step": step, "train_seconds": round(seconds), "crop": cfg.crop,
                                               "data": str(cfg.data), "threshold": threshold})
         mine()
 
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16)
+    # bf16 needs no loss scaling; fp16 (older GPUs) would underflow without a GradScaler.
+    bf16 = device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_bf16_supported())
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16 if bf16 else torch.float16, enabled=bf16)
     run_start = last_ckpt = window_start = time.monotonic()
     window_images, metrics = 0, {}
     model.train()
+    stream: BatchStream | None = None
+    last_loss: torch.Tensor | None = None
     while len(alarms) < min(len(photos), 4 * cfg.mine_photos) and cfg.hard_share > 0:
         mine()  # a first pool before the first step, also after a resume
+    stream = BatchStream(make_damage_batch, (photos, labelled),
+                         (cfg.batch_size, cfg.crop, cfg.seed, hard, cfg.hard_share), step,
+                         batch_workers(cfg.workers, device.type))
     stop = StopRequest()
-    while step < cfg.steps and not stop.requested:
-        if cfg.minutes is not None and time.monotonic() - run_start > cfg.minutes * 60:
-            break
-        t0 = time.monotonic()
-        x_np, y_np = sample_batch(photos, labelled, cfg.batch_size, cfg.crop, rng, hard, cfg.hard_share)
-        x = torch.from_numpy(x_np).to(device).contiguous(memory_format=torch.channels_last)
-        y = torch.from_numpy(y_np).to(device)
-        with autocast:
-            logits = model(x)
-        loss = detection_loss(logits.float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        seconds += time.monotonic() - t0
-        window_images += cfg.batch_size
-        if not np.isfinite(loss.item()):
-            raise FloatingPointError(f"loss became NaN at step {step}; resume from the checkpoint")
-        if step % cfg.log_every == 0:
-            metrics = {"step": step, "loss": round(loss.item(), 4), "f1": round(_f1(logits.float(), y), 4),
-                       "img_per_s": round(window_images / (time.monotonic() - window_start), 2),
-                       "hours": round(seconds / 3600, 3), "hard_spots": len(hard)}
-            window_start, window_images = time.monotonic(), 0
-        if step % cfg.sample_every == 0:
-            metrics["preview_f1"] = round(_save_samples(model, *preview, cfg.work_dir / "samples" /
-                                                        f"step{step:07d}.png"), 4)
-        if step % cfg.log_every == 0 or step % cfg.sample_every == 0:
-            with open(cfg.work_dir / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps({**metrics, "step": step}) + "\n")
-            if on_log:
-                on_log({**metrics, "step": step})
-        if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
-            checkpoint()
-            last_ckpt = time.monotonic()
-    stop.restore()
+    try:
+        while step < cfg.steps and not stop.requested:
+            if cfg.minutes is not None and time.monotonic() - run_start > cfg.minutes * 60:
+                break
+            t0 = time.monotonic()
+            x_np, y_np = to_detector_input(*next(stream))
+            x = torch.from_numpy(x_np).to(device).contiguous(memory_format=torch.channels_last)
+            y = torch.from_numpy(y_np).to(device)
+            with autocast:
+                logits = model(x)
+            loss = detection_loss(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            seconds += time.monotonic() - t0
+            window_images += cfg.batch_size
+            last_loss = loss.detach()  # read back only when logging or checkpointing: no sync per step
+            if step % cfg.log_every == 0:
+                if not math.isfinite(loss.item()):
+                    raise FloatingPointError(f"loss became NaN at step {step}; resume from the checkpoint")
+                metrics = {"step": step, "loss": round(loss.item(), 4),
+                           "f1": round(_f1(logits.float(), y), 4),
+                           "img_per_s": round(window_images / (time.monotonic() - window_start), 2),
+                           "hours": round(seconds / 3600, 3), "hard_spots": len(hard)}
+                window_start, window_images = time.monotonic(), 0
+            if step % cfg.sample_every == 0:
+                metrics["preview_f1"] = round(_save_samples(model, *preview, cfg.work_dir / "samples" /
+                                                            f"step{step:07d}.png"), 4)
+            if step % cfg.log_every == 0 or step % cfg.sample_every == 0:
+                with open(cfg.work_dir / "metrics.jsonl", "a") as fh:
+                    fh.write(json.dumps({**metrics, "step": step}) + "\n")
+                if on_log:
+                    on_log({**metrics, "step": step})
+            if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
+                checkpoint()
+                last_ckpt = time.monotonic()
+    finally:
+        stream.close()
+        stop.restore()
     checkpoint()
     return metrics

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import collections
 import multiprocessing as mp
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from restore.train.masks import training_mask
+
+MakeBatch = Callable[[Any, tuple, int], Any]
 
 PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -94,60 +99,78 @@ def step_rng(seed: int, rank: int, step: int) -> np.random.Generator:
     return np.random.default_rng([seed, rank, step])
 
 
-_worker_photos: list[np.ndarray] = []
+def batch_workers(asked: int | None, device_type: str, world: int = 1) -> int:
+    """Batch-making processes for one rank: none on CPU (the model wants every core there)."""
+    if asked is not None:
+        return asked
+    if device_type == "cpu":
+        return 0
+    return max(0, min(8, ((os.cpu_count() or 1) - world) // world))
 
 
-def _init_worker(photos: list[np.ndarray]) -> None:
-    global _worker_photos
-    _worker_photos = photos
+_worker_shared: Any = None
+
+
+def _init_worker(shared: Any) -> None:
+    global _worker_shared
+    _worker_shared = shared
     cv2.setNumThreads(1)  # one process per core already
 
 
-def _make_batch(args: tuple[int, int, float, int, int, int], photos: list[np.ndarray] | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """One step's batch; in a worker the photos are the ones ``_init_worker`` received."""
-    batch, size, transpose, seed, rank, step = args
-    return sample_crops(_worker_photos if photos is None else photos, batch, size,
-                        step_rng(seed, rank, step), transpose)
+def _in_worker(make: MakeBatch, args: tuple, step: int) -> Any:
+    return make(_worker_shared, args, step)
+
+
+def make_crops_batch(photos: list[np.ndarray], args: tuple[int, int, float, int, int], step: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The inpainting step's batch: ``args`` is (batch, size, transpose, seed, rank)."""
+    batch, size, transpose, seed, rank = args
+    return sample_crops(photos, batch, size, step_rng(seed, rank, step), transpose)
 
 
 class BatchStream:
-    """uint8 batches for steps ``start``, ``start + 1``, ... made by ``workers`` processes ahead of use.
+    """Batches for steps ``start``, ``start + 1``, ..., made by ``workers`` processes ahead of use.
+
+    ``make(shared, args, step)`` makes one step's batch; it must be a module-level function
+    and depend on nothing else (seed its randomness from ``step_rng``), so that a batch is the
+    same in a worker and in this process, and a resumed run draws the batches an unbroken run
+    would have. ``shared`` (the photos) goes to each worker once; ``args`` travels with each
+    step and may be replaced between steps (the detector's mined false alarms): batches
+    already submitted keep the old one.
 
     With ``workers=0`` each batch is made when asked for, in this process: on a 2-core CPU the
     model needs both cores and batch synthesis is a few percent of a step. On a GPU it is not:
-    one core makes a 32 x 256² batch in ~0.11 s, a third of a whole step in the first H200 run
-    (0.32 s at 101 img/s), so workers overlap it with the step. Either way the batches are
-    the same (see ``step_rng``).
+    one core makes a 32 x 256² inpainting batch in ~0.11 s, a third of a whole step in the first
+    H200 run (0.32 s at 101 img/s), and a 16 x 256² damage batch in ~0.14 s.
     """
 
-    def __init__(self, photos: list[np.ndarray], batch: int, size: int, transpose: float, seed: int,
-                 rank: int, start: int, workers: int = 0) -> None:
-        self._photos = photos
-        self._args = (batch, size, transpose, seed, rank)
+    def __init__(self, make: MakeBatch, shared: Any, args: tuple, start: int, workers: int = 0) -> None:
+        self._make = make
+        self._shared = shared
+        self.args = args
         self._next = start
         self._pool = None
         self._pending: collections.deque = collections.deque()
         if workers > 0:
             # spawn, not fork: forked workers hung at 0% CPU in the tests (a child inherits the
-            # parent's OpenCV/OpenMP thread pools without their threads). Each worker gets the
-            # photos once, pickled (seconds).
-            self._pool = mp.get_context("spawn").Pool(workers, _init_worker, (photos,))
+            # parent's OpenCV/OpenMP thread pools without their threads). Each worker gets
+            # ``shared`` once, pickled (seconds for the photos).
+            self._pool = mp.get_context("spawn").Pool(workers, _init_worker, (shared,))
             for _ in range(2 * workers):
                 self._submit()
 
     def _submit(self) -> None:
         assert self._pool is not None
-        self._pending.append(self._pool.apply_async(_make_batch, ((*self._args, self._next),)))
+        self._pending.append(self._pool.apply_async(_in_worker, (self._make, self.args, self._next)))
         self._next += 1
 
     def __iter__(self) -> BatchStream:
         return self
 
-    def __next__(self) -> tuple[np.ndarray, np.ndarray]:
+    def __next__(self) -> Any:
         if self._pool is None:
             step, self._next = self._next, self._next + 1
-            return _make_batch((*self._args, step), self._photos)
+            return self._make(self._shared, self.args, step)
         batch = self._pending.popleft().get()
         self._submit()
         return batch

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import signal
 import threading
 import time
@@ -30,7 +29,7 @@ from restore.model.discriminator import PatchDiscriminator
 from restore.model.generator import GeneratorConfig, InpaintGenerator, reshaped, with_prefill
 from restore.model.weights import export_generator, load_generator, save_atomic
 from restore.train import distributed, losses
-from restore.train.data import BatchStream, load_photos, sample_batch
+from restore.train.data import BatchStream, batch_workers, load_photos, make_crops_batch, sample_batch
 from restore.train.perceptual import PerceptualLoss
 
 
@@ -128,15 +127,6 @@ def _check_finite(values: tuple[torch.Tensor, ...], step: int, device: torch.dev
     """Raise on a NaN or infinite loss (on any rank): its weights must not reach a checkpoint."""
     if distributed.any_rank(not all(math.isfinite(v.item()) for v in values), device):
         raise FloatingPointError(f"loss became NaN by step {step}; resume from the checkpoint")
-
-
-def _workers(asked: int | None, device: torch.device, world: int) -> int:
-    """Batch-making processes for this rank: none on CPU (the model wants every core there)."""
-    if asked is not None:
-        return asked
-    if device.type == "cpu":
-        return 0
-    return max(0, min(8, ((os.cpu_count() or 1) - world) // world))
 
 
 def calibrated_copy(model: torch.nn.Module, photos: list[np.ndarray], crop: int, device: torch.device,
@@ -273,8 +263,8 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop size: the fastest kernels, found once
     last_losses: tuple[torch.Tensor, ...] = ()
-    stream = BatchStream(photos, cfg.batch_size, cfg.crop, cfg.transpose, cfg.seed, rank, step,
-                         _workers(cfg.workers, device, world))
+    stream = BatchStream(make_crops_batch, photos, (cfg.batch_size, cfg.crop, cfg.transpose, cfg.seed, rank),
+                         step, batch_workers(cfg.workers, device.type, world))
     try:
         while step < cfg.steps and not stop.requested:
             out_of_time = cfg.minutes is not None and time.monotonic() - run_start > cfg.minutes * 60
