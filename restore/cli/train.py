@@ -62,6 +62,9 @@ metrics, in the same format as a one-device run, so either resumes the other."""
                    "in restore[eval]). Off by default: see docs/MODEL.md, Recipe.")
 @click.option("--adv-weight", type=float, default=0.05, show_default=True,
               help="Weight of the adversarial term (the discriminator's say on the hole).")
+@click.option("--fm-weight", type=float, default=1.0, show_default=True,
+              help="Weight of discriminator feature matching (L1 between its features of the repair "
+                   "and of the photo).")
 @click.option("--r1-weight", type=float, default=1.0, show_default=True,
               help="R1 penalty on the discriminator. At 1 it keeps it nearly constant (the shipped "
                    "model's recipe); 0.01 lets it discriminate (see docs/MODEL.md, Recipe).")
@@ -89,7 +92,8 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   steps: int, minutes: float | None, batch_size: int | None, crop: int, device: str,
                   checkpoint_minutes: float, sample_every: int, log_every: int,
                   base_channels: int | None, blocks: int | None, lr: float | None, prefill: bool | None,
-                  padding: str | None, perceptual_weight: float, adv_weight: float, r1_weight: float,
+                  padding: str | None, perceptual_weight: float, adv_weight: float, fm_weight: float,
+                  r1_weight: float,
                   hole_lowpass: int, hole_pixel_weight: float, hole_border: float, fake_patches: str,
                   transpose: float, workers: int | None, seed: int, quiet: bool) -> None:
     """Train the inpainting GAN (or, with --task detect, the damage detector) on DATA, a folder of photos.
@@ -125,7 +129,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         resume=resume, init=init_path, prefill=prefill, padding=padding, steps=steps, minutes=minutes,
         batch_size=batch_size, crop=crop, device=str(dev), seed=seed, checkpoint_minutes=checkpoint_minutes,
         sample_every=sample_every, log_every=log_every, generator=GeneratorConfig(**shape),
-        perceptual_weight=perceptual_weight, adv_weight=adv_weight, r1_weight=r1_weight,
+        perceptual_weight=perceptual_weight, adv_weight=adv_weight, fm_weight=fm_weight, r1_weight=r1_weight,
         hole_lowpass=hole_lowpass, hole_pixel_weight=hole_pixel_weight, fake_patches=fake_patches,
         hole_border=hole_border, transpose=transpose, workers=workers,
     )
