@@ -1,30 +1,48 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine: continue the inpainting model and the damage detector side by
-# side for MINUTES (default 8), each from the checkpoint carried in .gpu_data/ (see docs/MODEL.md,
-# "Commands"), and leave in $OUT what is needed to go on training on the CPU here.
-# The inpainter's step at batch 8 is bound by kernel launches, not by the GPU, so the detector
-# shares the card at little cost; both make their batches in worker processes (16 cores there).
+# One call on a lent GPU machine: train, side by side for MINUTES (default 8), every inpainting
+# run carried in .gpu_data/inpaint-NAME/ (checkpoint.pt, and optionally `args`: extra flags over
+# the recipe below) and the damage detector in .gpu_data/detect/; leave in $OUT what is needed to
+# go on training on the CPU here. See docs/MODEL.md, "Commands".
+# One inpainting run at batch 8 is bound by kernel launches, not by the GPU (11 steps/s on an
+# H200, the card mostly idle), so runs share the card at little cost; each makes its batches in
+# worker processes (the machine has 16 cores).
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 MINUTES=${1:-8}
 DEVICE=${DEVICE:-cuda}
+WORKERS=${WORKERS:-4}
 OUT=${OUT:-runs/gpu-out}
-mkdir -p runs/gpu runs/gpu-detect "$OUT"
-# A later call may find a bare machine (it goes back 30 s after a call): start from the carried
-# checkpoints unless this machine already holds newer ones.
-[ -f runs/gpu/checkpoint.pt ] || cp .gpu_data/gpu/checkpoint.pt runs/gpu/
-[ -f runs/gpu-detect/checkpoint.pt ] || cp .gpu_data/gpu-detect/checkpoint.pt runs/gpu-detect/
-python3 -m restore train .gpu_data/train --out "$OUT/model.pt" --work-dir runs/gpu --resume \
-  --device "$DEVICE" --batch-size 8 --workers "${INPAINT_WORKERS:-6}" --crop 192 --perceptual-weight 0 \
-  --r1-weight 0.01 --adv-weight 0.01 --hole-lowpass 8 --hole-pixel-weight 3 --fake-patches share \
-  --transpose 0.5 --minutes "$MINUTES" --checkpoint-minutes 2 --sample-every 2000 --quiet \
-  > "$OUT/inpaint.log" 2>&1 &
-python3 -m restore train .gpu_data/train --task detect --out "$OUT/detect.pt" --work-dir runs/gpu-detect \
-  --resume --device "$DEVICE" --batch-size 16 --workers "${DETECT_WORKERS:-7}" --lr 5e-4 --crop 256 \
-  --minutes "$MINUTES" --checkpoint-minutes 2 --sample-every 2000 --quiet > "$OUT/detect.log" 2>&1 &
+mkdir -p "$OUT"
+for src in .gpu_data/inpaint-*/ .gpu_data/detect/; do
+  [ -f "$src/checkpoint.pt" ] || continue
+  name=$(basename "$src")
+  work=runs/gpu-$name
+  mkdir -p "$work"
+  # A later call may find a bare machine (it goes back 30 s after a call): start from the
+  # carried checkpoint unless this machine already holds a newer one.
+  [ -f "$work/checkpoint.pt" ] || cp "$src/checkpoint.pt" "$work/"
+  extra=$(cat "$src/args" 2>/dev/null || true)
+  if [ "$name" = detect ]; then
+    python3 -m restore train .gpu_data/train --task detect --out "$OUT/detect.pt" --work-dir "$work" \
+      --resume --device "$DEVICE" --batch-size 16 --workers "$WORKERS" --lr 5e-4 --crop 256 \
+      --minutes "$MINUTES" --checkpoint-minutes 2 --sample-every 2000 --quiet $extra \
+      > "$OUT/$name.log" 2>&1 &
+  else
+    python3 -m restore train .gpu_data/train --out "$OUT/$name-model.pt" --work-dir "$work" --resume \
+      --device "$DEVICE" --batch-size 8 --workers "$WORKERS" --crop 192 --perceptual-weight 0 \
+      --r1-weight 0.01 --adv-weight 0.01 --hole-lowpass 8 --hole-pixel-weight 3 --fake-patches share \
+      --transpose 0.5 --minutes "$MINUTES" --checkpoint-minutes 2 --sample-every 2000 --quiet $extra \
+      > "$OUT/$name.log" 2>&1 &
+  fi
+done
 wait
-python3 -m restore.train.slim runs/gpu/checkpoint.pt "$OUT/slim.pt"
-cp runs/gpu/metrics.jsonl "$OUT/inpaint-metrics.jsonl"
-cp runs/gpu-detect/metrics.jsonl "$OUT/detect-metrics.jsonl"
-cp runs/gpu-detect/checkpoint.pt "$OUT/detect-checkpoint.pt"
-tail -n 2 "$OUT/inpaint.log" "$OUT/detect.log" "$OUT/inpaint-metrics.jsonl" "$OUT/detect-metrics.jsonl"
+for work in runs/gpu-*/; do
+  name=$(basename "$work"); name=${name#gpu-}
+  [ -f "$work/metrics.jsonl" ] && cp "$work/metrics.jsonl" "$OUT/$name-metrics.jsonl"
+  if [ "$name" = detect ]; then
+    cp "$work/checkpoint.pt" "$OUT/detect-checkpoint.pt"
+  else
+    python3 -m restore.train.slim "$work/checkpoint.pt" "$OUT/$name-slim.pt"
+  fi
+  tail -n 1 "$OUT/$name.log" "$OUT/$name-metrics.jsonl"
+done
