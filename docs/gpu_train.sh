@@ -46,3 +46,6 @@ for work in runs/gpu-*/; do
   fi
   tail -n 1 "$OUT/$name.log" "$OUT/$name-metrics.jsonl"
 done
+# The accelerator's answers against the CPU's (inpainter and detector), once the card is free.
+python3 benchmarks/check_device.py --device "$DEVICE" > "$OUT/check-device.txt" 2>&1
+cat "$OUT/check-device.txt"
