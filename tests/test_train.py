@@ -242,3 +242,17 @@ def test_transpose_turns_the_asked_share_of_crops_on_their_side_and_is_off_by_de
         return float((along_x > 0.01).mean())
     assert sideways() == 0.0
     assert 0.35 < sideways(0.5) < 0.65 and sideways(1.0) == 1.0
+
+
+def test_fm_weight_option_reaches_the_training_loop(tmp_path):
+    from click.testing import CliRunner
+
+    from restore.cli import main
+
+    args = ["train", str(EXAMPLES / "originals"), "--steps", "1", "--batch-size", "1", "--crop", "64",
+            "--base-channels", "8", "--blocks", "1", "--quiet"]
+    for name, extra, expected in (("default", [], 1.0), ("off", ["--fm-weight", "0"], 0.0)):
+        result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / f"{name}.pt"), *extra])
+        assert result.exit_code == 0, result.output
+        state = torch.load(tmp_path / f"{name}-train" / "checkpoint.pt", weights_only=True)
+        assert json.loads(state["train_config"])["fm_weight"] == expected
