@@ -256,3 +256,20 @@ def test_fm_weight_option_reaches_the_training_loop(tmp_path):
         assert result.exit_code == 0, result.output
         state = torch.load(tmp_path / f"{name}-train" / "checkpoint.pt", weights_only=True)
         assert json.loads(state["train_config"])["fm_weight"] == expected
+
+
+def test_lr_option_replaces_the_saved_learning_rates_on_resume(tmp_path):
+    """--lr anneals a running inpainting run: the resumed optimisers take it (discriminator 0.4x)."""
+    from click.testing import CliRunner
+
+    from restore.cli import main
+
+    args = ["train", str(EXAMPLES / "originals"), "--batch-size", "1", "--crop", "64", "--base-channels", "8",
+            "--blocks", "1", "--quiet", "--out", str(tmp_path / "m.pt")]
+    for extra, lr_g in ((["--steps", "1"], 5e-4), (["--steps", "2", "--resume", "--lr", "1e-4"], 1e-4)):
+        result = CliRunner().invoke(main, [*args, *extra])
+        assert result.exit_code == 0, result.output
+        state = torch.load(tmp_path / "m-train" / "checkpoint.pt", weights_only=True)
+        assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(lr_g)
+        assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(0.4 * lr_g)
+    assert state["step"] == 2

@@ -32,6 +32,8 @@ from restore.train import distributed, losses
 from restore.train.data import BatchStream, batch_workers, load_photos, make_crops_batch, sample_batch
 from restore.train.perceptual import PerceptualLoss
 
+LR_D_RATIO = 0.4  # discriminator lr / generator lr (2e-4 / 5e-4, the shipped recipe)
+
 
 @dataclass
 class TrainConfig:
@@ -48,8 +50,8 @@ class TrainConfig:
     crop: int = 256
     device: str = "cpu"
     seed: int = 0
-    lr_g: float = 5e-4
-    lr_d: float = 2e-4
+    lr_g: float = 5e-4  # on resume these replace the saved ones, so a run can be annealed
+    lr_d: float = 5e-4 * LR_D_RATIO
     # Defaults: the recipe that trained the shipped model. The others are options because, on
     # this session's CPU budget, they did not yet train a better one (docs/MODEL.md, "Recipe"):
     # - r1_weight: on the sum of ~500 patch scores per crop, 1.0 flattens the discriminator into
@@ -218,6 +220,9 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
         if "opt_g" in state:  # a slim checkpoint (weights only, to travel light) restarts Adam
             opt_g.load_state_dict(state["opt_g"])
             opt_d.load_state_dict(state["opt_d"])
+            for opt, lr in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d)):
+                for group in opt.param_groups:
+                    group["lr"] = lr
         step, seconds = int(state["step"]), float(state["seconds"])
         torch.manual_seed(cfg.seed + step)
     if len(set(distributed.all_gather(step))) > 1:
