@@ -131,6 +131,7 @@ def _check_finite(values: tuple[torch.Tensor, ...], step: int, device: torch.dev
         raise FloatingPointError(f"loss became NaN by step {step}; resume from the checkpoint")
 
 
+@torch.no_grad()
 def calibrated_copy(model: torch.nn.Module, photos: list[np.ndarray], crop: int, device: torch.device,
                     step: int, batches: int = 16, batch_size: int = 8) -> torch.nn.Module:
     """A copy of ``model`` whose BatchNorm statistics are measured anew on training crops.

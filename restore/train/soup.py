@@ -1,0 +1,70 @@
+"""Average exported generators of one training lineage into one model (a "model soup").
+
+Why: along one run, exports a few thousand steps apart trade sharpness against smoothness
+(more texture: better ST-LPIPS, lower SSIM), and the scores of a single export swing from one
+checkpoint to the next (docs/MODEL.md, "Recipe: what session 8 found"). The average of the
+weights of models fine-tuned from a common ancestor sits between them and is steadier than
+either. BatchNorm statistics are then measured anew on training crops, as every export is
+(``loop.calibrated_copy``): averaged weights do not match averaged statistics.
+
+    python -m restore.train.soup OUT.pt DATA A.pt B.pt [C.pt:2 ...]   # PATH:WEIGHT, default 1
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from restore.model.generator import GeneratorConfig, InpaintGenerator
+from restore.model.weights import WEIGHTS_FORMAT, export_generator, read_weights
+from restore.train.data import load_photos
+from restore.train.loop import calibrated_copy
+
+CALIBRATION_CROP = 192  # the crop the lineage trained on
+
+
+def soup(models: list[tuple[Path, float]], photos_dir: Path | None = None) -> InpaintGenerator:
+    """The weighted mean of ``models``' weights; BatchNorm re-measured on ``photos_dir`` if given."""
+    if not models:
+        raise ValueError("no models to average")
+    total = sum(weight for _, weight in models)
+    if total <= 0 or any(weight < 0 for _, weight in models):
+        raise ValueError("weights must be non-negative and not all zero")
+    config, mean = None, {}
+    for path, weight in models:
+        cfg, state, _ = read_weights(path, WEIGHTS_FORMAT, "inpainting model", "generator_ema")
+        if config is None:
+            config = cfg
+        elif cfg != config:
+            raise ValueError(f"{path} has another shape than {models[0][0]}: only one lineage averages")
+        for name, tensor in state.items():
+            if not tensor.is_floating_point():
+                mean[name] = tensor  # counters (num_batches_tracked): reset by calibration
+            else:
+                mean[name] = mean.get(name, 0) + tensor * (weight / total)
+    model = InpaintGenerator(GeneratorConfig.from_dict(config))
+    model.load_state_dict(mean)
+    if photos_dir is not None:
+        model = calibrated_copy(model, load_photos(photos_dir), CALIBRATION_CROP, torch.device("cpu"), step=0)
+    return model.eval()
+
+
+def _parse(arg: str) -> tuple[Path, float]:
+    path, _, weight = arg.rpartition(":") if ":" in arg else (arg, "", "1")
+    return Path(path), float(weight)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 4:
+        sys.exit("usage: python -m restore.train.soup OUT DATA MODEL[:WEIGHT] MODEL[:WEIGHT] ...")
+    out, data, *sources = argv
+    models = [_parse(s) for s in sources]
+    export_generator(soup(models, Path(data)), out,
+                     meta={"soup": [[str(p), w] for p, w in models], "data": data})
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
