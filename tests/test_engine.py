@@ -93,3 +93,27 @@ def test_thin_damage_gets_small_tiles_and_wide_damage_full_ones(tiny_model, phot
     blob[300:600, 400:800] = True
     inpainter.repair([image], [blob])
     assert max(max(c) for c in calls) == 512
+
+
+def test_a_black_and_white_photo_stored_as_rgb_gets_a_fill_without_colour(inpainter, photo):
+    """The untrained model fills with arbitrary colours; the fill keeps to the photo's own tones."""
+    grey = np.repeat(photo.mean(axis=2, keepdims=True).round().astype(np.uint8), 3, axis=2)
+    mask = _mask(grey.shape[:2], seed=2)
+    (out,) = inpainter.repair([grey], [mask])
+    spread = out[mask].max(axis=1).astype(int) - out[mask].min(axis=1)
+    assert spread.max() <= 2 and np.array_equal(out[~mask], grey[~mask])
+    (coloured,) = inpainter.repair([photo], [mask])  # a colour photo keeps colour in its fill
+    spread = coloured[mask].max(axis=1).astype(int) - coloured[mask].min(axis=1)
+    assert spread.max() > 20
+
+
+def test_chroma_clamp_leaves_colours_the_photo_has_and_keeps_luma(photo):
+    from restore.inpaint.composite import LUMA, chroma_range, clamp_chroma
+
+    hole = np.zeros(photo.shape[:2], bool)
+    bounds = chroma_range(photo, hole)
+    rgb = photo[::7, ::7].reshape(-1, 3).astype(np.float32) / 255
+    kept = np.abs(clamp_chroma(rgb, bounds) - rgb).max(axis=1) < 1e-5
+    assert kept.mean() > 0.99  # all but the rarest colours are in range
+    odd = np.array([[0.1, 0.9, 0.1], [0.9, 0.1, 0.9]], np.float32)
+    assert np.allclose(clamp_chroma(odd, np.zeros((2, 2), np.float32)) @ LUMA, odd @ LUMA, atol=1e-5)

@@ -7,7 +7,8 @@ batched across all images given:
 1. coarse: holes wider than a tile are filled first at reduced scale, so their middle has
    something plausible to continue from;
 2. fine: windows and tiles at full resolution (see ``windows``), blended with feathering;
-3. composite: hole pixels are replaced, everything else is the input, bit for bit.
+3. composite: hole pixels are replaced (their chroma kept within the photo's own range),
+   everything else is the input, bit for bit.
 
 The object holds only the model and its settings; no per-image state survives a call.
 """
@@ -21,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from restore.inpaint.composite import composite, to_colour
+from restore.inpaint.composite import chroma_range, composite, to_colour
 from restore.inpaint.device import cpu_has_fast_bf16, pick_device
 from restore.inpaint.windows import Box, deep_hole, feather, plan_regions, split_tiles
 from restore.model.weights import load_generator
@@ -187,7 +188,9 @@ class Inpainter:
         self._coarse_pass(regions)
         self._fine_pass(regions)
         outputs = [img.copy() for img in images]
+        chroma = [chroma_range(img, mask.astype(bool)) for img, mask in zip(images, masks, strict=True)]
         for region in regions:
             sl = region.box.slices
-            outputs[region.image][sl] = composite(outputs[region.image][sl], region.result, region.hole)
+            outputs[region.image][sl] = composite(outputs[region.image][sl], region.result, region.hole,
+                                                  chroma[region.image])
         return outputs
