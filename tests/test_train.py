@@ -251,7 +251,7 @@ def test_fm_weight_option_reaches_the_training_loop(tmp_path):
 
     args = ["train", str(EXAMPLES / "originals"), "--steps", "1", "--batch-size", "1", "--crop", "64",
             "--base-channels", "8", "--blocks", "1", "--quiet"]
-    for name, extra, expected in (("default", [], 1.0), ("off", ["--fm-weight", "0"], 0.0)):
+    for name, extra, expected in (("default", [], 0.0), ("on", ["--fm-weight", "1"], 1.0)):
         result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / f"{name}.pt"), *extra])
         assert result.exit_code == 0, result.output
         state = torch.load(tmp_path / f"{name}-train" / "checkpoint.pt", weights_only=True)

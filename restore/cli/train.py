@@ -62,25 +62,26 @@ metrics, in the same format as a one-device run, so either resumes the other."""
                    "in restore[eval]). Off by default: see docs/MODEL.md, Recipe.")
 @click.option("--adv-weight", type=float, default=0.05, show_default=True,
               help="Weight of the adversarial term (the discriminator's say on the hole).")
-@click.option("--fm-weight", type=float, default=1.0, show_default=True,
+@click.option("--fm-weight", type=float, default=0.0, show_default=True,
               help="Weight of discriminator feature matching (L1 between its features of the repair "
-                   "and of the photo).")
-@click.option("--r1-weight", type=float, default=1.0, show_default=True,
-              help="R1 penalty on the discriminator. At 1 it keeps it nearly constant (the shipped "
-                   "model's recipe); 0.01 lets it discriminate (see docs/MODEL.md, Recipe).")
-@click.option("--hole-lowpass", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Compare the hole with the photo only as N x N block means (1: per pixel, the shipped "
-                   "model's recipe). Larger leaves texture to the discriminator; see docs/MODEL.md.")
-@click.option("--hole-pixel-weight", type=click.FloatRange(0, 6), default=1.0, show_default=True,
+                   "and of the photo; LaMa uses it). At 1 it drew worm-like contours in large holes "
+                   "(docs/MODEL.md, Recipe).")
+@click.option("--r1-weight", type=float, default=0.01, show_default=True,
+              help="R1 penalty on the discriminator. 0.01 lets it discriminate; at 1 it keeps it "
+                   "nearly constant (the first models' recipe; see docs/MODEL.md, Recipe).")
+@click.option("--hole-lowpass", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Compare the hole with the photo mainly as N x N block means (1: per pixel, the first "
+                   "models' recipe). Larger leaves texture to the discriminator; see docs/MODEL.md.")
+@click.option("--hole-pixel-weight", type=click.FloatRange(0, 6), default=3.0, show_default=True,
               help="With --hole-lowpass: weight of each hole pixel's own L1 (the rest of the hole's "
                    "weight 6 goes to its block mean).")
 @click.option("--hole-border", type=click.FloatRange(0, 64), default=0.0, show_default=True,
               help="With --hole-lowpass: hole pixels near the border keep their full per-pixel weight, "
                    "fading over about this many pixels (0: off).")
-@click.option("--fake-patches", type=click.Choice(["any", "share"]), default="any", show_default=True,
+@click.option("--fake-patches", type=click.Choice(["any", "share"]), default="share", show_default=True,
               help="Discriminator labels on a repaired image: any patch touching the hole is fake, or "
                    "each patch by its share of hole pixels.")
-@click.option("--transpose", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--transpose", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Share of training crops turned on their side (x and y swapped).")
 @click.option("--workers", type=click.IntRange(0, 64), default=None,
               help="Processes that make training batches ahead of the model [default: 0 on CPU, "

@@ -32,7 +32,7 @@ from restore.train import distributed, losses
 from restore.train.data import BatchStream, batch_workers, load_photos, make_crops_batch, sample_batch
 from restore.train.perceptual import PerceptualLoss
 
-LR_D_RATIO = 0.4  # discriminator lr / generator lr (2e-4 / 5e-4, the shipped recipe)
+LR_D_RATIO = 0.4  # discriminator lr / generator lr (2e-4 / 5e-4)
 
 
 @dataclass
@@ -52,32 +52,33 @@ class TrainConfig:
     seed: int = 0
     lr_g: float = 5e-4  # on resume these replace the saved ones, so a run can be annealed
     lr_d: float = 5e-4 * LR_D_RATIO
-    # Defaults: the recipe that trained the shipped model. The others are options because, on
-    # this session's CPU budget, they did not yet train a better one (docs/MODEL.md, "Recipe"):
+    # Defaults: the recipe of the shipped model's last phase (docs/MODEL.md, "Recipe: what
+    # session 8 found"; there adv_weight was 0.05 in one branch and 0.01 in the other). The
+    # first models' recipe was r1 1, fm 1, per-pixel hole L1, "any" fake patches, no transpose.
     # - r1_weight: on the sum of ~500 patch scores per crop, 1.0 flattens the discriminator into
     #   a near-constant (real and repaired patches scored 1.44 vs 1.42), so the adversarial and
-    #   feature-matching terms have little say. At 0.01 (LaMa uses 1e-3) it discriminates, and
-    #   in 200-500-step fine-tunes it pulled dark fills towards purple-blue.
+    #   feature-matching terms have little say. At 0.01 (LaMa uses 1e-3) it discriminates.
+    # - fm_weight: at 1 (LaMa's) it drew worm-like contours in large holes (session 7).
     # - perceptual_weight: L1 on VGG16 features (0.05 is PConv's weight; at 1 its hole gradient
-    #   is ~60x L1's). With it the casts were stronger in the same short fine-tunes.
+    #   is ~60x L1's). With it, colour casts were stronger in short fine-tunes (session 3).
     adv_weight: float = 0.05
-    fm_weight: float = 1.0
+    fm_weight: float = 0.0
     perceptual_weight: float = 0.0
     # Share of each batch the perceptual term is measured on: an unbiased estimate of the same
     # mean at a fraction of its cost (VGG was two thirds of a CPU step at 192², batch 8).
     perceptual_share: float = 0.5
     hole_weight: float = 6.0
-    # 1: per-pixel hole L1 (the shipped recipe). N > 1: the hole's L1 on N x N block means,
-    # each hole pixel's own L1 weighted hole_pixel_weight (see losses.reconstruction_loss).
-    hole_lowpass: int = 1
-    hole_pixel_weight: float = 1.0
+    # 1: per-pixel hole L1. N > 1: the hole's L1 on N x N block means, each hole pixel's own L1
+    # weighted hole_pixel_weight (see losses.reconstruction_loss).
+    hole_lowpass: int = 8
+    hole_pixel_weight: float = 3.0
     # > 0: hole pixels within about this many px of the border keep their full per-pixel weight.
     hole_border: float = 0.0
     # Which discriminator cells a repaired image's labels call fake: "any" cell touching the hole
-    # (the shipped recipe) or each by its "share" of hole pixels (losses.discriminator_loss).
-    fake_patches: str = "any"
-    transpose: float = 0.0  # share of training crops with x and y swapped (data.sample_batch)
-    r1_weight: float = 1.0
+    # or each by its "share" of hole pixels (losses.discriminator_loss).
+    fake_patches: str = "share"
+    transpose: float = 0.5  # share of training crops with x and y swapped (data.sample_batch)
+    r1_weight: float = 0.01
     r1_every: int = 8
     adv_warmup_steps: int = 500
     ema_decay: float = 0.999
