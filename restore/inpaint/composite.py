@@ -60,7 +60,7 @@ def composite(pixels: np.ndarray, filled: np.ndarray, hole: np.ndarray,
     if chroma is not None:
         values = clamp_chroma(values, chroma)
     if pixels.shape[-1] in (1, 2):
-        values = values @ np.array([0.299, 0.587, 0.114], np.float32)
+        values = values @ LUMA
         values = values[:, None]
     quantised = np.clip(np.rint(values * top), 0, top).astype(pixels.dtype)
     colour_channels = 1 if pixels.shape[-1] in (1, 2) else 3

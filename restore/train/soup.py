@@ -3,9 +3,10 @@
 Why: along one run, exports a few thousand steps apart trade sharpness against smoothness
 (more texture: better ST-LPIPS, lower SSIM), and the scores of a single export swing from one
 checkpoint to the next (docs/MODEL.md, "Recipe: what session 8 found"). The average of the
-weights of models fine-tuned from a common ancestor sits between them and is steadier than
-either. BatchNorm statistics are then measured anew on training crops, as every export is
-(``loop.calibrated_copy``): averaged weights do not match averaged statistics.
+weights of models fine-tuned from a common ancestor sits between them (measured there: on
+every number between its two parents). BatchNorm statistics are then measured anew on
+training crops, as every export is (``loop.calibrated_copy``): averaged weights do not match
+averaged statistics.
 
     python -m restore.train.soup OUT.pt DATA A.pt B.pt [C.pt:2 ...]   # PATH:WEIGHT, default 1
 """
@@ -52,8 +53,14 @@ def soup(models: list[tuple[Path, float]], photos_dir: Path | None = None) -> In
 
 
 def _parse(arg: str) -> tuple[Path, float]:
-    path, _, weight = arg.rpartition(":") if ":" in arg else (arg, "", "1")
-    return Path(path), float(weight)
+    """PATH or PATH:WEIGHT (a colon inside the path, as in C:\\, stays part of it)."""
+    path, colon, weight = arg.rpartition(":")
+    if not colon:
+        return Path(arg), 1.0
+    try:
+        return Path(path), float(weight)
+    except ValueError:
+        return Path(arg), 1.0
 
 
 def main(argv: list[str]) -> None:
