@@ -188,7 +188,7 @@ class Inpainter:
         self._coarse_pass(regions)
         self._fine_pass(regions)
         outputs = [img.copy() for img in images]
-        chroma = [chroma_range(img, mask.astype(bool)) for img, mask in zip(images, masks, strict=True)]
+        chroma = {i: chroma_range(images[i], masks[i].astype(bool)) for i in {r.image for r in regions}}
         for region in regions:
             sl = region.box.slices
             outputs[region.image][sl] = composite(outputs[region.image][sl], region.result, region.hole,

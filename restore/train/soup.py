@@ -21,9 +21,7 @@ import torch
 from restore.model.generator import GeneratorConfig, InpaintGenerator
 from restore.model.weights import WEIGHTS_FORMAT, export_generator, read_weights
 from restore.train.data import load_photos
-from restore.train.loop import calibrated_copy
-
-CALIBRATION_CROP = 192  # the crop the lineage trained on
+from restore.train.loop import TrainConfig, calibrated_copy
 
 
 def soup(models: list[tuple[Path, float]], photos_dir: Path | None = None) -> InpaintGenerator:
@@ -33,9 +31,10 @@ def soup(models: list[tuple[Path, float]], photos_dir: Path | None = None) -> In
     total = sum(weight for _, weight in models)
     if total <= 0 or any(weight < 0 for _, weight in models):
         raise ValueError("weights must be non-negative and not all zero")
-    config, mean = None, {}
+    config, mean, crop = None, {}, None
     for path, weight in models:
-        cfg, state, _ = read_weights(path, WEIGHTS_FORMAT, "inpainting model", "generator_ema")
+        cfg, state, meta = read_weights(path, WEIGHTS_FORMAT, "inpainting model", "generator_ema")
+        crop = crop or meta.get("crop")  # statistics measured at the crop the lineage trained on
         if config is None:
             config = cfg
         elif cfg != config:
@@ -48,7 +47,8 @@ def soup(models: list[tuple[Path, float]], photos_dir: Path | None = None) -> In
     model = InpaintGenerator(GeneratorConfig.from_dict(config))
     model.load_state_dict(mean)
     if photos_dir is not None:
-        model = calibrated_copy(model, load_photos(photos_dir), CALIBRATION_CROP, torch.device("cpu"), step=0)
+        model = calibrated_copy(model, load_photos(photos_dir), int(crop or TrainConfig.crop),
+                                torch.device("cpu"), step=0)
     return model.eval()
 
 
