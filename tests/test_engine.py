@@ -79,9 +79,9 @@ def test_thin_damage_gets_small_tiles_and_wide_damage_full_ones(tiny_model, phot
     calls: list[tuple[int, int]] = []
     original_fill = inpainter.fill
 
-    def spy(crops, holes):
+    def spy(crops, holes, *borders):
         calls.extend(c.shape[:2] for c in crops)
-        return original_fill(crops, holes)
+        return original_fill(crops, holes, *borders)
 
     inpainter.fill = spy
     (out,) = inpainter.repair([image], [scratch > 0])
@@ -117,3 +117,49 @@ def test_chroma_clamp_leaves_colours_the_photo_has_and_keeps_luma(photo):
     assert kept.mean() > 0.99  # all but the rarest colours are in range
     odd = np.array([[0.1, 0.9, 0.1], [0.9, 0.1, 0.9]], np.float32)
     assert np.allclose(clamp_chroma(odd, np.zeros((2, 2), np.float32)) @ LUMA, odd @ LUMA, atol=1e-5)
+
+
+def test_a_hole_at_the_picture_border_is_given_mirrored_context(tiny_model, photo):
+    """Beyond a window's edge the network sees zero padding; at the picture's own border the
+    engine mirrors the picture around narrow damage first, so it never meets the padding head-on."""
+    image = photo[:200, :240].copy()
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def spied(pad):
+        inpainter = Inpainter(tiny_model, device="cpu", tile=512, border_pad=pad)
+        original_run = inpainter._run  # what the network is given
+
+        def spy(crops, holes):
+            seen.extend(zip(crops, holes, strict=True))
+            return original_run(crops, holes)
+
+        inpainter._run = spy
+        return inpainter
+
+    corner = np.zeros(image.shape[:2], bool)
+    corner[:8, :30] = True  # touches the top and left borders only
+    spied(0).repair([image], [corner])
+    (plain, _), = seen
+    seen.clear()
+    inpainter = spied(16)
+    (out,) = inpainter.repair([image], [corner])
+    assert np.array_equal(out[~corner], image[~corner])
+    (crop, hole), = seen
+    assert crop.shape[:2] == (plain.shape[0] + 16, plain.shape[1] + 16)  # mirrored above and left
+    # the first rows and columns are the picture mirrored about its border, holes included
+    assert np.allclose(crop[16 + 1 : 16 + 10, 16:], crop[16 - 1 : 16 - 10 : -1, 16:])
+    # rows 0-7 are the hole: mirrored, rows 9-23 of the crop; the rest is known context
+    assert hole[9:24, 16:46].all() and not hole[:9].any() and not hole[24:].any()
+    seen.clear()
+    middle = np.zeros(image.shape[:2], bool)
+    middle[90:110, 100:130] = True  # far from every border: nothing to mirror
+    inpainter.repair([image], [middle])
+    spied(0).repair([image], [middle])
+    (padded, _), (unpadded, _) = seen
+    assert padded.shape == unpadded.shape
+    seen.clear()
+    wide = np.zeros(image.shape[:2], bool)
+    wide[:70, :80] = True  # a wide hole at the corner: its mirror image would only be more hole
+    inpainter.repair([image], [wide])
+    spied(0).repair([image], [wide])
+    assert [c.shape for c, _ in seen[: len(seen) // 2]] == [c.shape for c, _ in seen[len(seen) // 2 :]]

@@ -34,6 +34,7 @@ class _Region:
 
     image: int
     box: Box
+    picture: tuple[int, int]  # the whole image's height and width
     colour: np.ndarray  # region pixels as float32 RGB in [0, 1]
     hole: np.ndarray  # bool, the pixels to repair
     fine_hole: np.ndarray  # the part the full-resolution pass fills
@@ -49,12 +50,57 @@ def _precision(device: torch.device, precision: str) -> torch.dtype:
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
+def _at_border(region: _Region, tile: Box) -> tuple[bool, bool, bool, bool]:
+    """Whether ``tile`` (in ``region``'s coordinates) reaches the picture's top, bottom, left, right."""
+    box, (height, width) = region.box, region.picture
+    return (box.y0 + tile.y0 == 0, box.y0 + tile.y1 == height,
+            box.x0 + tile.x0 == 0, box.x0 + tile.x1 == width)
+
+
+def _border_pad(hole: np.ndarray, sides: tuple[bool, bool, bool, bool], pad: int
+                ) -> tuple[int, int, int, int]:
+    """Rows/columns to mirror beyond each picture border (top, bottom, left, right) that
+    narrow damage comes within ``2 * pad`` px of.
+
+    Why: beyond a crop's edge the network sees zero padding. Inside the picture a crop's edge
+    has context between it and the hole; at the picture's own border a stroke meets the
+    padding head-on, and in dark flat areas the model drew dark blobs with tinted rims there
+    (docs/MODEL.md, "Known failure cases"); mirrored, the stroke has context on both sides.
+    A wide hole is not mirrored: its mirror image is more hole, which made fills worse.
+    """
+    if pad <= 0 or not any(sides) or not hole.any():
+        return (0, 0, 0, 0)
+    height, width = hole.shape
+    band = 2 * pad
+    bands = (np.s_[:band], np.s_[height - band :], np.s_[:, :band], np.s_[:, width - band :])
+    depth = None
+    result = []
+    for side, where, limit in zip(sides, bands, (height, height, width, width), strict=True):
+        mirror = 0
+        if side and hole[where].any():
+            if depth is None:  # distance to the nearest known pixel (the picture's edge is not one)
+                depth = cv2.distanceTransform(hole.view(np.uint8), cv2.DIST_L2, 3)
+            if depth[where].max() <= pad:
+                mirror = min(pad, limit - 1)  # mirroring needs that many pixels
+        result.append(mirror)
+    return tuple(result)  # type: ignore[return-value]
+
+
+def _mirror(array: np.ndarray, pad: tuple[int, int, int, int]) -> np.ndarray:
+    return cv2.copyMakeBorder(array, *pad, cv2.BORDER_REFLECT_101) if any(pad) else array
+
+
+def _unmirror(array: np.ndarray, pad: tuple[int, int, int, int]) -> np.ndarray:
+    top, bottom, left, right = pad
+    return array[top : array.shape[0] - bottom, left : array.shape[1] - right]
+
+
 class Inpainter:
     """A loaded model plus the settings that say how to apply it."""
 
     def __init__(self, model: str | Path | None = None, device: str = "auto",
                  precision: str = "auto", tile: int = 512, overlap: int = 64,
-                 batch_size: int = 4, min_context: int = 48) -> None:
+                 batch_size: int = 4, min_context: int = 48, border_pad: int = 16) -> None:
         self.device = pick_device(device)
         self.dtype = _precision(self.device, precision)
         # channels-last: oneDNN's fast convolution layout on CPU (1.85x at 512² here), fine on GPU.
@@ -65,12 +111,24 @@ class Inpainter:
         self.overlap = overlap
         self.batch_size = max(1, batch_size)
         self.min_context = min_context
+        self.border_pad = border_pad
         self.model_name = str(model) if model else "default"
 
     # -- model calls ---------------------------------------------------------------
 
+    def fill(self, crops: list[np.ndarray], holes: list[np.ndarray],
+             borders: list[tuple[bool, bool, bool, bool]] | None = None) -> list[np.ndarray]:
+        """Fill float RGB crops. ``borders``: per crop, whether its top, bottom, left and right
+        edges are the picture's own; where a hole comes near one, the model sees the picture
+        mirrored about it (``border_pad`` rows or columns, cut off again after the fill)."""
+        pads = [_border_pad(hole, sides, self.border_pad)
+                for hole, sides in zip(holes, borders or [(False,) * 4] * len(crops), strict=True)]
+        mirrored = [_mirror(c, p) for c, p in zip(crops, pads, strict=True)]
+        mirrored_holes = [_mirror(h.view(np.uint8), p) > 0 for h, p in zip(holes, pads, strict=True)]
+        return [_unmirror(out, p) for out, p in zip(self._run(mirrored, mirrored_holes), pads, strict=True)]
+
     @torch.inference_mode()
-    def fill(self, crops: list[np.ndarray], holes: list[np.ndarray]) -> list[np.ndarray]:
+    def _run(self, crops: list[np.ndarray], holes: list[np.ndarray]) -> list[np.ndarray]:
         """Run the generator on float RGB crops; crops of equal shape share a batch."""
         results: list[np.ndarray | None] = [None] * len(crops)
         by_shape: dict[tuple[int, int], list[int]] = {}
@@ -106,7 +164,7 @@ class Inpainter:
         for box in plan_regions(hole, self.tile, self.min_context):
             region_hole = hole[box.slices]
             colour = to_colour(pixels[box.slices])
-            regions.append(_Region(index, box, colour, region_hole, region_hole))
+            regions.append(_Region(index, box, hole.shape, colour, region_hole, region_hole))
         return regions
 
     def _coarse_pass(self, regions: list[_Region]) -> None:
@@ -116,14 +174,15 @@ class Inpainter:
         todo = [(r, deep) for r, deep in todo if deep.any()]
         if not todo:
             return
-        crops, holes = [], []
+        crops, holes, borders = [], [], []
         for region, _ in todo:
             scale = self.tile / max(region.box.height, region.box.width)
             size = (max(8, round(region.box.width * scale)), max(8, round(region.box.height * scale)))
             crops.append(cv2.resize(region.colour, size, interpolation=cv2.INTER_AREA))
             small = cv2.resize(region.hole.astype(np.float32), size, interpolation=cv2.INTER_AREA)
             holes.append(small > 0)
-        for (region, deep), small in zip(todo, self.fill(crops, holes), strict=True):
+            borders.append(_at_border(region, Box(0, 0, region.box.height, region.box.width)))
+        for (region, deep), small in zip(todo, self.fill(crops, holes, borders), strict=True):
             big = cv2.resize(small, (region.box.width, region.box.height),
                              interpolation=cv2.INTER_CUBIC).clip(0, 1)
             region.colour = region.colour.copy()
@@ -151,15 +210,16 @@ class Inpainter:
         return tiles, self.overlap
 
     def _fine_pass(self, regions: list[_Region]) -> None:
-        crops, holes, owners = [], [], []
+        crops, holes, borders, owners = [], [], [], []
         overlaps: dict[int, int] = {}
         for region in regions:
             region.tiles, overlaps[id(region)] = self._tiles(region)
             for tile in region.tiles:
                 crops.append(region.colour[tile.slices])
                 holes.append(region.fine_hole[tile.slices])
+                borders.append(_at_border(region, tile))
                 owners.append((region, tile))
-        outputs = self.fill(crops, holes)
+        outputs = self.fill(crops, holes, borders)
         accum: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for (region, tile), out in zip(owners, outputs, strict=True):
             key = id(region)
