@@ -163,3 +163,33 @@ def test_a_hole_at_the_picture_border_is_given_mirrored_context(tiny_model, phot
     inpainter.repair([image], [wide])
     spied(0).repair([image], [wide])
     assert [c.shape for c, _ in seen[: len(seen) // 2]] == [c.shape for c, _ in seen[len(seen) // 2 :]]
+
+
+@pytest.mark.parametrize("height,width", [(70, 2), (3, 79), (1, 1), (5, 1)])
+def test_an_image_a_few_pixels_wide_is_repaired(inpainter, height, width):
+    """Narrower than the network's multiple: the crop cannot be mirrored to size, and is extended."""
+    rng = np.random.default_rng(height * 100 + width)
+    image = rng.integers(0, 256, (height, width, 3)).astype(np.uint8)
+    mask = np.zeros((height, width), bool)
+    mask[height // 2, :] = True
+    (out,) = inpainter.repair([image], [mask])
+    assert np.array_equal(out[~mask], image[~mask])
+
+
+def test_where_the_network_gives_no_number_the_hole_gets_the_smooth_first_guess(tiny_model):
+    import torch
+
+    inpainter = Inpainter(tiny_model, device="cpu", tile=256)
+
+    class Broken(torch.nn.Module):
+        multiple = 8
+
+        def forward(self, image, mask):
+            return torch.full_like(image, float("nan"))
+
+    inpainter.model = Broken()
+    image = np.full((40, 50, 3), 100, np.uint8)
+    mask = np.zeros((40, 50), bool)
+    mask[10:20, 5:30] = True
+    (out,) = inpainter.repair([image], [mask])
+    assert np.abs(out.astype(int) - 100).max() <= 1

@@ -25,6 +25,7 @@ import torch
 from restore.inpaint.composite import chroma_range, composite, to_colour
 from restore.inpaint.device import cpu_has_fast_bf16, pick_device
 from restore.inpaint.windows import Box, deep_hole, feather, plan_regions, split_tiles
+from restore.model.prefill import push_pull
 from restore.model.weights import load_generator
 
 
@@ -142,9 +143,11 @@ class Inpainter:
                 img = torch.from_numpy(np.stack([crops[i] for i in chunk])).permute(0, 3, 1, 2)
                 msk = torch.from_numpy(np.stack([holes[i] for i in chunk])[:, None].astype(np.float32))
                 if ph or pw:
-                    img = torch.nn.functional.pad(img, (0, pw, 0, ph), mode="reflect")
-                    # Mirror the mask with the image: mirrored hole pixels must stay holes, not known context.
-                    msk = torch.nn.functional.pad(msk, (0, pw, 0, ph), mode="reflect")
+                    # Mirror the mask with the image: mirrored hole pixels must stay holes, not known
+                    # context. A crop too small to mirror that far (a few pixels wide) is extended.
+                    mode = "reflect" if ph < h and pw < w else "replicate"
+                    img = torch.nn.functional.pad(img, (0, pw, 0, ph), mode=mode)
+                    msk = torch.nn.functional.pad(msk, (0, pw, 0, ph), mode=mode)
                 # fp16 runs a half model; bf16 runs under autocast (convs in bf16, the rest fp32).
                 io_dtype = torch.float16 if self.dtype == torch.float16 else torch.float32
                 img = (img * 2 - 1).to(self.device, io_dtype).contiguous(memory_format=torch.channels_last)
@@ -152,6 +155,11 @@ class Inpainter:
                 with torch.autocast(self.device.type, dtype=torch.bfloat16,
                                     enabled=self.dtype == torch.bfloat16):
                     out = self.model(img, msk)
+                if not torch.isfinite(out).all():
+                    # Seen only on crops a few pixels wide, now and then (bf16 kernels): where the
+                    # network gives no number, the hole keeps the smooth first guess.
+                    guess = push_pull(img.float(), 1 - msk.float())
+                    out = torch.where(torch.isfinite(out), out.float(), guess)
                 out = ((out.float() + 1) / 2).clamp(0, 1)[:, :, :h, :w].permute(0, 2, 3, 1).cpu()
                 for j, i in enumerate(chunk):
                     results[i] = out[j].numpy()
