@@ -270,3 +270,27 @@ def test_damage_batches_from_workers_are_the_in_process_ones_and_take_new_spots(
     assert np.array_equal(after[0][0], make_damage_batch(shared, first, 8)[0])
     assert np.array_equal(after[4][0], make_damage_batch(shared, later, 12)[0])
     assert not np.array_equal(after[4][0], make_damage_batch(shared, first, 12)[0])
+
+
+def test_the_coarse_scan_adds_only_what_it_is_sure_of(tiny_detector):
+    """Full-resolution probabilities are raised to the shrunk scan's where that one is above the
+    stricter coarse threshold, and nowhere else."""
+    detector = Detector(tiny_detector, device="cpu", coarse_side=64)
+    image = np.zeros((256, 384, 3), np.uint8)
+    sure, unsure = detector.coarse_threshold + (1 - detector.coarse_threshold) / 2, detector.threshold + 1e-4
+
+    def scan(colours):
+        out = []
+        for colour in colours:
+            p = np.zeros(colour.shape[:2], np.float32)
+            if colour.shape[0] == 64:  # the coarse scan: sure on the left, merely above threshold right
+                p[16:48, 8:40], p[16:48, 56:88] = sure, unsure
+            out.append(p)
+        return out
+
+    detector._scan = scan
+    (prob,) = detector.probabilities([image])
+    assert prob[72:184, 40:152].min() > detector.threshold  # the sure block, at full resolution
+    assert prob[:, 224:].max() == 0  # the unsure one is not added
+    (mask,) = detector.detect([np.zeros((40, 50, 3), np.uint8)])  # too small to shrink: one scan
+    assert mask.shape == (40, 50)

@@ -82,3 +82,18 @@ def test_restore_images_without_masks_repairs_the_examples(tmp_path):
         original = _rgb(EXAMPLES / "originals" / f"{name}.jpg").astype(int)
         # Repaired: closer to the undamaged photo inside the damage than the damaged input was.
         assert np.abs(after - original)[given].mean() < 0.5 * np.abs(before - original)[given].mean(), name
+
+
+def test_the_coarse_look_finds_more_of_large_damage():
+    """Wider than the network's view, a solid hole is found mostly by the shrunk second scan."""
+    from restore.detect.synth import paint_damage
+
+    image = _rgb(EXAMPLES / "originals" / "lanterns.jpg")
+    image = cv2.resize(image, (image.shape[1] * 2, image.shape[0] * 2), interpolation=cv2.INTER_CUBIC)
+    damaged, truth = paint_damage(image, np.random.default_rng(2), types=("hole",), count=1, negatives=0.0)
+    recall = {}
+    for side in (None, 256):
+        counts = Counts()
+        counts.add(Detector("preview", device="cpu", coarse_side=side).detect([damaged])[0], truth, 2)
+        recall[side] = counts.scores()["recall"]
+    assert recall[256] > recall[None] + 0.1
