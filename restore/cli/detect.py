@@ -37,7 +37,7 @@ def detect_command(source: str, out_dir: Path, overlay: Path | None, overwrite: 
                             batch_size=batch_size)
     found = make_detector(detector, device, sensitivity, batch_size)
     try:
-        with BatchProgress(quiet=quiet) as progress:
+        with BatchProgress(quiet=quiet, label="detecting") as progress:
             summary = detect_images(source, out_dir, found, options,
                                     on_result=progress.result, on_plan=progress.plan)
     except UsageError as exc:

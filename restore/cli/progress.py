@@ -12,14 +12,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 class BatchProgress:
     """Shows progress unless ``quiet``; failed files are always printed, one line each."""
 
-    def __init__(self, quiet: bool = False, unit: str = "images") -> None:
+    def __init__(self, quiet: bool = False, unit: str = "images", label: str = "restoring") -> None:
         self.console = Console(stderr=True, quiet=quiet, highlight=False)
         self.errors = Console(stderr=True, highlight=False, soft_wrap=True)
         self.progress = Progress(
-            TextColumn("restoring"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+            TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
             TimeRemainingColumn(), console=self.console,
         )
-        self.task = self.progress.add_task("restoring", total=None, rate="")
+        self.task = self.progress.add_task(label, total=None, rate="")
         self.unit = unit
         self.started = time.perf_counter()
         self.processed = 0
