@@ -8,10 +8,10 @@ cracked-emulsion line, torn or missing corners (paper-white or black), stains wi
 borders, and solid-filled holes.
 
 Hard negatives are drawn too, *unlabelled* and *before* the photo's own blur and noise, so
-they look like part of the scene: power lines and branches, text, stars. The detector has
-to learn that damage sits on top of the picture (sharper, flatter, other colour) while a
-thin dark line that shares the photo's blur is content. Scan blur, grain and JPEG go on
-last, over everything, as a scanner would add them.
+they look like part of the scene: power lines and branches, text, stars, signs and plates,
+small manufactured parts. The detector has to learn that damage sits on top of the picture
+(sharper, flatter, other colour) while a thin dark line that shares the photo's blur is
+content. Scan blur, grain and JPEG go on last, over everything, as a scanner would add them.
 
 All randomness comes from the ``numpy.random.Generator`` passed in.
 """
@@ -254,7 +254,107 @@ def _negative_stars(img: np.ndarray, rng: np.random.Generator, scale: float) -> 
     img[:] = img * (1 - layer[..., None]) + layer[..., None]
 
 
-NEGATIVES = (_negative_lines, _negative_text, _negative_stars)
+def _random_words(rng: np.random.Generator) -> list[str]:
+    """Made-up words and numbers: signs, labels and part numbers in Latin letters."""
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-./"
+    count = int(rng.integers(1, 4))
+    return ["".join(rng.choice(list(letters), int(rng.integers(2, 12)))) for _ in range(count)]
+
+
+def _negative_signs(img: np.ndarray, rng: np.random.Generator, scale: float) -> None:
+    """A sign, label or chip: a flat plate with a border line and lines of text or arrows on it.
+
+    Photos of streets, shops and objects are full of these; they are the val photos' most
+    common false alarm (white letters and plate borders read as scratches, flat plates as holes).
+    """
+    h, w = img.shape[:2]
+    plate = np.zeros((h, w), np.float32)
+    ink = np.zeros((h, w), np.uint8)
+    pw, ph = rng.uniform(0.2, 0.9) * w, rng.uniform(0.1, 0.6) * h
+    cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+    box = cv2.boxPoints(((cx, cy), (pw, ph), rng.normal(0, 8))).astype(np.int32)
+    cv2.fillPoly(plate, [box], 1.0, cv2.LINE_AA)
+    if rng.random() < 0.6:  # a border line a little inside the plate's edge
+        inner = cv2.boxPoints(((cx, cy), (pw * 0.94, ph * 0.9), 0)).astype(np.int32)
+        cv2.polylines(ink, [inner], True, 255, max(1, int(rng.uniform(1, 3) * scale)), cv2.LINE_AA)
+    lines = _random_words(rng)
+    size = rng.uniform(0.4, 1.4) * scale
+    for i, word in enumerate(lines):
+        org = (int(cx - pw * 0.4), int(cy - ph * 0.3 + i * 30 * size))
+        font = int(rng.choice([cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_PLAIN]))
+        cv2.putText(ink, word, org, font, size, 255, max(1, int(size * rng.uniform(1, 2.5))), cv2.LINE_AA)
+    if rng.random() < 0.4:  # an arrow
+        start = np.array([cx + pw * rng.uniform(-0.4, 0.4), cy + ph * rng.uniform(-0.3, 0.3)])
+        end = start + rng.normal(0, 1, 2) * 25 * scale
+        cv2.arrowedLine(ink, tuple(int(v) for v in start), tuple(int(v) for v in end), 255,
+                        max(1, int(3 * scale)), cv2.LINE_AA, tipLength=0.4)
+    ink_cov = ink.astype(np.float32) / 255
+    light = cv2.resize(rng.uniform(0.8, 1.1, (2, 2)).astype(np.float32), (w, h))  # lit unevenly
+    base = rng.uniform(0, 1, 3).astype(np.float32)
+    text = np.clip(1 - base + rng.normal(0, 0.1, 3), 0, 1).astype(np.float32)
+    colour = (base * (1 - ink_cov[..., None]) + text * ink_cov[..., None]) * light[..., None]
+    blur = rng.uniform(0.4, 1.0)
+    cov = cv2.GaussianBlur(plate, (0, 0), blur)
+    colour = cv2.GaussianBlur(colour, (0, 0), blur)
+    img[:] = img * (1 - cov[..., None]) + colour * cov[..., None]
+
+
+def _negative_parts(img: np.ndarray, rng: np.random.Generator, scale: float) -> None:
+    """Small manufactured things: a grid of pads, chips, round caps and straight traces.
+
+    Circuit boards, tiled walls, keyboards: many small bright or dark shapes with hard edges
+    and a highlight, blurred and shaded like the rest of the scene.
+    """
+    h, w = img.shape[:2]
+    tone = rng.uniform(0, 1, 3).astype(np.float32)
+    cov = np.zeros((h, w), np.float32)
+    colour = np.broadcast_to(tone, (h, w, 3)).copy()
+    pitch = rng.uniform(8, 30) * scale
+    x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
+    for r in range(int(rng.integers(1, 8))):
+        for c in range(int(rng.integers(2, 10))):
+            if rng.random() < 0.2:
+                continue
+            x, y = int(x0 + c * pitch), int(y0 + r * pitch)
+            size = max(1, int(pitch * rng.uniform(0.2, 0.45)))
+            part = tuple(float(v) for v in np.clip(tone + rng.normal(0, 0.15, 3), 0, 1))
+            if rng.random() < 0.5:
+                cv2.circle(cov, (x, y), size, 1.0, -1, cv2.LINE_AA)
+                cv2.circle(colour, (x, y), size, part, -1, cv2.LINE_AA)
+            else:
+                cv2.rectangle(cov, (x - size, y - size // 2), (x + size, y + size // 2), 1.0, -1)
+                cv2.rectangle(colour, (x - size, y - size // 2), (x + size, y + size // 2), part, -1)
+            if rng.random() < 0.5:  # a trace to the next part
+                cv2.line(cov, (x, y), (x + int(pitch), y + int(rng.choice([0, pitch]))), 1.0,
+                         max(1, int(scale)), cv2.LINE_AA)
+    shade = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 6 * scale)
+    colour = np.clip(colour * (1 + 0.3 * shade[..., None] / (np.abs(shade).max() + 1e-6)), 0, 1)
+    blur = rng.uniform(0.4, 1.0)
+    cov = cv2.GaussianBlur(cov, (0, 0), blur)
+    colour = cv2.GaussianBlur(colour, (0, 0), blur)
+    img[:] = img * (1 - cov[..., None]) + colour * cov[..., None]
+
+
+NEGATIVES = (_negative_lines, _negative_text, _negative_stars, _negative_signs, _negative_parts)
+
+
+def vary_content(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """New-looking scenes from the same photos: colours permuted or shifted, turned or flipped.
+
+    For training only (the exam stays as it was): 185 photos of scenes, monuments and
+    animals hold few of the colours and orientations the detector will meet.
+    """
+    if rng.random() < 0.3:
+        img = img[..., rng.permutation(3)]
+    if rng.random() < 0.2:
+        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+        hsv[..., 0] = (hsv[..., 0].astype(np.int32) + int(rng.integers(0, 180))) % 180
+        img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    if rng.random() < 0.25 and img.shape[0] == img.shape[1]:
+        img = np.rot90(img, int(rng.integers(1, 4)))
+    if rng.random() < 0.2:
+        img = img[::-1]
+    return np.ascontiguousarray(img)
 
 
 # -- the whole picture -------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import torch
 from torch.nn import functional as F
 
 from restore.detect.model import DamageNet, DetectorConfig
-from restore.detect.synth import paint_damage
+from restore.detect.synth import paint_damage, vary_content
 from restore.detect.weights import export_detector, load_detector
 from restore.model.weights import save_atomic
 from restore.train.data import (
@@ -40,6 +40,10 @@ from restore.train.data import (
     step_rng,
 )
 from restore.train.loop import StopRequest
+
+# Chance of painting scene-like hard negatives (lines, text, stars, signs, small parts) into a
+# crop: half, since a false alarm on a clean photo costs a user as much as a miss.
+NEGATIVE_SHARE = 0.5
 
 
 @dataclass
@@ -112,8 +116,8 @@ def sample_damage(photos: list[np.ndarray], labelled: list[np.ndarray], batch: i
     for _ in range(batch):
         if hard and rng.random() < hard_share:
             index, y, x = hard[int(rng.integers(len(hard)))]
-            rgb, label = paint_damage(crop_around(photos[index], y, x, crop, rng), rng, negatives=0.0,
-                                      scale=float(rng.uniform(0.6, 2.5)))
+            rgb, label = paint_damage(vary_content(crop_around(photos[index], y, x, crop, rng), rng), rng,
+                                      negatives=0.0, scale=float(rng.uniform(0.6, 2.5)))
             images.append(rgb)
             labels.append(label)
             continue
@@ -126,8 +130,9 @@ def sample_damage(photos: list[np.ndarray], labelled: list[np.ndarray], batch: i
         else:
             # Damage drawn at a random scale: on a 6000-pixel scan a scratch is wider in pixels
             # than on a 1000-pixel photo, and the detector sees scans at their own resolution.
-            rgb, label = paint_damage(random_crop(photos[int(rng.integers(len(photos)))], crop, rng), rng,
-                                      scale=float(rng.uniform(0.6, 2.5)))
+            clean = vary_content(random_crop(photos[int(rng.integers(len(photos)))], crop, rng), rng)
+            scale = float(rng.uniform(0.6, 2.5))
+            rgb, label = paint_damage(clean, rng, negatives=NEGATIVE_SHARE, scale=scale)
         images.append(rgb)
         labels.append(label)
     return np.stack(images), np.stack(labels).astype(bool)
