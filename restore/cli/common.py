@@ -38,7 +38,9 @@ def run_options(outputs: str = "outputs", report_fields: str = "path, status, er
 
 
 def device_options(func: Callable) -> Callable:
-    """--model, --device, --precision, --batch-size, --tile."""
+    """--model, --device, --precision, --batch-size, --tile, --grain."""
+    from restore.inpaint.grain import GRAIN_STRENGTH
+
     options = [
         click.option("--model", default=None, metavar="PATH",
                      help="Model weights (default: the model shipped with restore)."),
@@ -49,6 +51,10 @@ def device_options(func: Callable) -> Callable:
                      help="Windows per model call; images are also read and batched this many at a time."),
         click.option("--tile", type=click.IntRange(128, 4096), default=512, show_default=True,
                      help="Largest window side the model sees at once."),
+        click.option("--grain", type=click.FloatRange(0.0, 2.0), default=GRAIN_STRENGTH, show_default=True,
+                     help="Carry the photo's own fine texture (film grain, noise, fur, foliage) into "
+                          "the edges of each repair, so a fill does not show as a smooth smear; 0: fills "
+                          "as the model makes them."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -80,7 +86,8 @@ def make_detector(model: str | None, device: str, sensitivity: float, batch_size
         fail_usage(str(exc))
 
 
-def make_inpainter(model: str | None, device: str, precision: str, batch_size: int, tile: int):
+def make_inpainter(model: str | None, device: str, precision: str, batch_size: int, tile: int,
+                   grain: float):
     """Load the model once, turning a bad --model or --device into a usage error (exit 2)."""
     from restore.inpaint.engine import Inpainter
     from restore.model.weights import WeightsError
@@ -88,6 +95,7 @@ def make_inpainter(model: str | None, device: str, precision: str, batch_size: i
     if tile % 64:
         fail_usage("--tile must be a multiple of 64")
     try:
-        return Inpainter(model, device=device, precision=precision, batch_size=batch_size, tile=tile)
+        return Inpainter(model, device=device, precision=precision, batch_size=batch_size, tile=tile,
+                         grain=grain)
     except (WeightsError, ValueError) as exc:
         fail_usage(str(exc))

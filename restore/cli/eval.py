@@ -39,7 +39,7 @@ def _names(value: str) -> tuple[str, ...]:
 def eval_command(data_dir: Path, task: str, types: str, classes: str, size: int, baselines: str,
                  out_dir: Path, seed: int,
                  limit: int | None, model: str | None, device: str, precision: str, batch_size: int,
-                 tile: int, detector: str | None, sensitivity: float) -> None:
+                 tile: int, grain: float, detector: str | None, sensitivity: float) -> None:
     """Score the model against classical fills on DATA_DIR, a folder of undamaged photos.
 
     Each photo is centre-cropped, given a seeded mask per class, and filled by every method from
@@ -75,7 +75,7 @@ def eval_command(data_dir: Path, task: str, types: str, classes: str, size: int,
             Console(width=max(100, Console().width)).print(format_detect_table(report))
             click.echo(f"results: {out_dir / 'results.json'}")
             return
-        inpainter = make_inpainter(model, device, precision, batch_size, tile)
+        inpainter = make_inpainter(model, device, precision, batch_size, tile, grain)
         with bar:
             report = evaluate(data_dir, inpainter, classes=_names(classes), size=size,
                               baselines=_names(baselines), seed=seed, out_dir=out_dir, limit=limit,
