@@ -235,6 +235,7 @@ def test_evaluate_end_to_end(photo_dir: Path, inpainter, tmp_path: Path) -> None
         assert (tmp_path / f"montage-{cls}.png").is_file()
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["results"]["thin"]["telea"]["psnr"] == report["results"]["thin"]["telea"]["psnr"]
+    assert saved["grain"] == inpainter.grain  # the numbers say which repair setting made them
     assert [r["path"] for r in saved["per_image"]["thin"]] == ["a.png", "sub/b.png"]
     again = runner.evaluate(photo_dir, inpainter, classes=("thin",), size=128, baselines=("telea",),
                             perceptual=False)
@@ -245,7 +246,7 @@ def test_evaluate_end_to_end(photo_dir: Path, inpainter, tmp_path: Path) -> None
     console = Console(record=True, width=140)
     console.print(runner.format_table(report))
     text = console.export_text()
-    assert "telea" in text and "restore" in text and "PSNR" in text
+    assert "telea" in text and "restore" in text and "PSNR" in text and f"grain {inpainter.grain:g}" in text
 
 
 @pytest.mark.skipif(not HAVE_PERCEPTUAL, reason="the eval extra is not installed")

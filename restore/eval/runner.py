@@ -204,7 +204,8 @@ def evaluate(data_dir: str | os.PathLike[str], inpainter: Inpainter,
                     "subsets": KID_SUBSETS, "subset_size": KID_SUBSET_SIZE, "estimator": "paired U-statistic"}
             if perceptual else None,
         },
-        "model": inpainter.model_name, "device": str(inpainter.device), "methods": methods,
+        "model": inpainter.model_name, "grain": inpainter.grain, "device": str(inpainter.device),
+        "methods": methods,
         "results": results, "per_image": per_image,
     })
     if out is not None:
@@ -264,8 +265,9 @@ def format_table(report: dict[str, Any]) -> Table:
     if proto["upscaled"]:
         caption = (f"{proto['upscaled']} of {proto['images']} photos were smaller than {proto['size']} px "
                    "and upscaled (smoother, so easier to fill)")
-    table = Table(title=f"restore eval: {report['model']} on {proto['images']} photos, {proto['size']} px, "
-                        f"seed {proto['seed']} ({report['device']})", caption=caption)
+    grain = f", grain {report['grain']:g}" if report.get("grain") is not None else ""
+    table = Table(title=f"restore eval: {report['model']}{grain} on {proto['images']} photos, "
+                        f"{proto['size']} px, seed {proto['seed']} ({report['device']})", caption=caption)
     table.add_column("class")
     table.add_column("method")
     for _, header, _, _ in _COLUMNS:
