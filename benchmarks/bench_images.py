@@ -202,8 +202,10 @@ def run_worker(case: str, method: str, args: argparse.Namespace) -> dict[str, An
     inpainter = None
     if method == "restore":
         from restore.inpaint.engine import Inpainter
+        from restore.inpaint.grain import GRAIN_STRENGTH
 
-        inpainter = Inpainter(args.model, device=args.device, batch_size=args.batch_size)
+        grain = GRAIN_STRENGTH if args.grain is None else args.grain
+        inpainter = Inpainter(args.model, device=args.device, batch_size=args.batch_size, grain=grain)
         result.update(torch_info(inpainter.device))
 
     if case in ("a", "b"):
@@ -273,6 +275,8 @@ def spawn(case: str, method: str, args: argparse.Namespace, data: Path, model: P
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", case, method,
                "--data", str(data), "--result", str(result_file), "--model", str(model),
                "--device", args.device, "--batch-size", str(args.batch_size), "--repeats", str(repeats)]
+    if args.grain is not None:
+        command += ["--grain", str(args.grain)]
     print(f"[bench] {case} {method} (x{repeats}) ...", file=sys.stderr, end=" ", flush=True)
     start = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True)
@@ -336,7 +340,8 @@ def table(info: dict[str, dict], results: dict[tuple[str, str], dict[str, Any]])
 def save_json(path: Path, args: argparse.Namespace, model: Path, model_note: str | None,
               info: dict[str, dict], results: dict[tuple[str, str], dict[str, Any]]) -> None:
     raw = {"machine": machine(list(results.values())), "model": str(model), "model_note": model_note,
-           "note": args.note, "batch_size": args.batch_size, "seed": args.seed, "inputs": info,
+           "note": args.note, "batch_size": args.batch_size, "grain": args.grain, "seed": args.seed,
+           "inputs": info,
            "complete": len(results) == 2 * (1 + len(info)), "results": list(results.values())}
     path.write_text(json.dumps(raw, indent=2) + "\n")
 
@@ -360,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="weights (default: the shipped model, else runs/v1/model.pt)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (restore side)")
     parser.add_argument("--batch-size", type=int, default=4, help="restore's --batch-size")
+    parser.add_argument("--grain", type=float, default=None, help="restore's --grain (default: its own)")
     parser.add_argument("--cases", default="a,b,c", help="comma-separated subset of a,b,c")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs for cases a and c (median)")
     parser.add_argument("--repeats-large", type=int, default=1, help="timed runs for case b (median)")
