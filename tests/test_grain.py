@@ -96,3 +96,24 @@ def test_the_inpainter_grain_setting_reaches_the_repair(tiny_model):
     assert np.array_equal(plain[~hole], photo[~hole]) and np.array_equal(grained[~hole], photo[~hole])
     as_float = grained.astype(np.float32) / 255
     assert _fine_std(as_float, hole) > _fine_std(plain.astype(np.float32) / 255, hole)
+
+
+def test_a_large_region_grained_tile_by_tile_matches_one_pass(monkeypatch):
+    """Tiles carry enough margin that nothing a hole pixel's grain depends on is cut off."""
+    import restore.inpaint.grain as grain
+
+    rng = np.random.default_rng(6)
+    photo = np.concatenate([_grainy(7), _grainy(8)], axis=1)  # 160 x 400
+    hole = np.zeros(photo.shape[:2], np.uint8)
+    for _ in range(6):
+        (x0, x1), (y0, y1) = rng.integers(0, 400, 2), rng.integers(0, 160, 2)
+        cv2.line(hole, (int(x0), int(y0)), (int(x1), int(y1)), 1, int(rng.integers(2, 8)))
+    cv2.rectangle(hole, (150, 40), (230, 120), 1, -1)
+    hole = hole > 0
+    filled = _smooth_fill(photo, hole)
+    monkeypatch.setattr(grain, "GRAIN_TILE", 48)  # 160 x 400 is then many tiles
+    tiled = grain.add_grain(filled, hole, strength=1.0)
+    monkeypatch.setattr(grain, "GRAIN_TILE", 10_000)
+    whole = grain.add_grain(filled, hole, strength=1.0)
+    assert not np.array_equal(tiled, filled)
+    np.testing.assert_allclose(tiled, whole, atol=1e-6)
