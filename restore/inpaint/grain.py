@@ -19,6 +19,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from restore.inpaint.windows import Box, split_tiles
+
 GRAIN_STRENGTH = 0.7  # default for repairs; docs/MODEL.md, Grain, has the measurements
 GRAIN_SIGMA = 1.0  # the Gaussian whose residual counts as grain, in pixels
 GRAIN_DEPTH = 6.0  # full strength this deep into the hole; none beyond twice as deep
@@ -52,17 +54,13 @@ def add_grain(colour: np.ndarray, hole: np.ndarray, strength: float = 1.0,
     # Mirror sources lie at most 2 * (2 * depth) from the hole pixel; the detail and energy
     # blurs reach about 4 sigma further.
     margin = int(np.ceil(4 * depth + 4 * ENERGY_SIGMA + 4 * sigma))
-    for y0 in range(0, h, GRAIN_TILE):
-        for x0 in range(0, w, GRAIN_TILE):
-            y1, x1 = min(h, y0 + GRAIN_TILE), min(w, x0 + GRAIN_TILE)
-            if not hole[y0:y1, x0:x1].any():
-                continue
-            ya, xa = max(0, y0 - margin), max(0, x0 - margin)
-            yb, xb = min(h, y1 + margin), min(w, x1 + margin)
-            todo = np.zeros((yb - ya, xb - xa), bool)
-            todo[y0 - ya : y1 - ya, x0 - xa : x1 - xa] = True
-            _grain_window(colour[ya:yb, xa:xb], hole[ya:yb, xa:xb], todo, out[ya:yb, xa:xb], strength,
-                          depth, sigma)
+    for core in split_tiles(Box(0, 0, h, w), hole, GRAIN_TILE, overlap=0):
+        ya, xa = max(0, core.y0 - margin), max(0, core.x0 - margin)
+        yb, xb = min(h, core.y1 + margin), min(w, core.x1 + margin)
+        todo = np.zeros((yb - ya, xb - xa), bool)
+        todo[core.y0 - ya : core.y1 - ya, core.x0 - xa : core.x1 - xa] = True
+        _grain_window(colour[ya:yb, xa:xb], hole[ya:yb, xa:xb], todo, out[ya:yb, xa:xb], strength,
+                      depth, sigma)
     return out
 
 
@@ -92,4 +90,5 @@ def _grain_window(colour: np.ndarray, hole: np.ndarray, todo: np.ndarray, out: n
     fill_energy = _local_energy(energy, hole)[ys, xs]
     known_energy = _local_energy(energy, ~hole)[sy, sx]
     weight *= np.sqrt(np.clip(1.0 - fill_energy / np.maximum(known_energy, 1e-8), 0.0, 1.0))
-    out[ys, xs] = np.clip(out[ys, xs] + weight[:, None] * detail[sy, sx], 0.0, 1.0)
+    # From colour, not out: where two tiles' cores overlap, the second writes the same values.
+    out[ys, xs] = np.clip(colour[ys, xs] + weight[:, None] * detail[sy, sx], 0.0, 1.0)
