@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from restore.cli import main
 from restore.detect.detector import Detector, core_tiles, sensitivity_threshold
-from restore.detect.model import DamageNet, DetectorConfig
+from restore.detect.model import DamageNet, DetectorConfig, grow
 from restore.detect.synth import DAMAGE_TYPES, paint_damage
 from restore.detect.train import crop_around, make_damage_batch, mine_false_alarms, sample_batch
 from restore.detect.weights import export_detector, load_detector
@@ -38,6 +38,20 @@ def test_each_damage_type_is_seeded_and_labelled(damage, photo):
     assert not np.array_equal(label_a, label_c)
 
 
+def test_damage_the_picture_does_not_show_can_be_left_unlabelled():
+    # A mid-grey photo under scratches of every tone: where a scratch's colour is the photo's
+    # own, the coverage map has it but the picture does not.
+    grey = np.full((128, 160, 3), 128, np.uint8)
+    kept = dropped = 0
+    for seed in range(12):
+        _, full = paint_damage(grey, np.random.default_rng(seed), types=("scratch",), negatives=0.0)
+        image, seen = paint_damage(grey, np.random.default_rng(seed), types=("scratch",), negatives=0.0,
+                                   visible=0.2)
+        assert not (seen & ~full).any()  # the rule only removes labels
+        kept, dropped = kept + seen.sum(), dropped + (full & ~seen).sum()
+    assert kept > 0 and dropped > 0
+
+
 def test_hard_negatives_alone_are_not_labelled(photo):
     crop = np.ascontiguousarray(photo[:192, :256])
     image, label = paint_damage(crop, np.random.default_rng(0), count=0, negatives=1.0)
@@ -55,6 +69,27 @@ def test_network_keeps_the_size_and_sees_locally():
     assert base.shape == (1, 1, 64, 96)
     changed = (poked - base).abs()[0, 0] > 1e-6
     assert changed[28:38, 45:55].any() and changed.sum() < changed.numel()  # a local effect, not global
+
+
+def test_a_grown_detector_starts_as_the_one_it_grew_from_and_then_learns(tmp_path, tiny_detector, photo):
+    small = load_detector(tiny_detector)
+    big = grow(small, 2).eval()
+    x = torch.rand(2, 3, 64, 80) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(small(x), big(x))
+    assert big.config.context == 2 and len(big.context) == 2
+    with pytest.raises(ValueError):
+        grow(big, 1)
+    data = tmp_path / "photos"
+    data.mkdir()
+    cv2.imwrite(str(data / "p.jpg"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    code, _ = _run("train", str(data), "--task", "detect", "--init", str(tiny_detector), "--blocks", "2",
+                   "--out", str(tmp_path / "d.pt"), "--crop", "64", "--batch-size", "2", "--steps", "3",
+                   "--quiet")
+    assert code == 0
+    trained = load_detector(tmp_path / "d.pt")
+    assert trained.config.context == 2
+    assert any(block.body[-1].weight.abs().sum() > 0 for block in trained.context)  # no longer identity
 
 
 def test_core_tiles_cover_every_pixel_once():

@@ -47,7 +47,9 @@ metrics, in the same format as a one-device run, so either resumes the other."""
               help="Generator width [default: 32]. With --init, or --resume from a checkpoint, "
                    "the model's own shape wins.")
 @click.option("--blocks", type=int, default=None,
-              help="Generator depth in FFC residual blocks [default: 6]. Same rule as --base-channels.")
+              help="Generator depth in FFC residual blocks [default: 6]. Same rule as --base-channels. "
+                   "--task detect: context blocks at 1/16 resolution [default: 0]; with --init a "
+                   "detector with fewer grows to this many, new blocks starting as identity.")
 @click.option("--lr", type=float, default=None,
               help="Learning rate [default: 5e-4 inpaint (the discriminator takes 0.4x), 2e-3 detect]; "
                    "on --resume it replaces the saved one, so a run can be annealed.")
@@ -120,7 +122,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
     if task == "detect":
         _train_detector(data, labels, out, work_dir, resume, init, steps, minutes, batch_size or 16, crop,
                         pick_device(device), checkpoint_minutes, sample_every, log_every, seed, quiet,
-                        lr=lr or 2e-3, workers=workers)
+                        lr=lr or 2e-3, workers=workers, context=blocks)
         return
     batch_size = batch_size or 8
     dev = distributed.local_device(pick_device(device))  # cuda:LOCAL_RANK under torchrun
@@ -151,7 +153,8 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
 def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path | None, resume: bool,
                     init: str | None, steps: int, minutes: float | None, batch_size: int, crop: int,
                     device: object, checkpoint_minutes: float, sample_every: int, log_every: int,
-                    seed: int, quiet: bool, lr: float, workers: int | None) -> None:
+                    seed: int, quiet: bool, lr: float, workers: int | None, context: int | None) -> None:
+    from restore.detect.model import DetectorConfig
     from restore.detect.train import DetectTrainConfig, train_detector
     from restore.detect.weights import default_detector_path, resolve_detector_path
     from restore.train.progress import TrainProgress
@@ -165,7 +168,7 @@ def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path |
         data=data, out=out, work_dir=work_dir or out.with_name(out.stem + "-train"), labels=labels,
         resume=resume, init=init_path, steps=steps, minutes=minutes, batch_size=batch_size, crop=crop,
         device=str(device), seed=seed, checkpoint_minutes=checkpoint_minutes, sample_every=sample_every,
-        log_every=log_every, lr=lr, workers=workers,
+        log_every=log_every, lr=lr, workers=workers, detector=DetectorConfig(context=context or 0),
     )
     with TrainProgress(total_steps=steps, quiet=quiet) as progress:
         train_detector(cfg, on_log=progress.update)

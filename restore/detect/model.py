@@ -12,7 +12,7 @@ top of the picture from a power line inside it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -26,13 +26,15 @@ class DetectorConfig:
     widths: tuple[int, ...] = (48, 64, 96)  # channels at 1/4, 1/8, 1/16 resolution
     fold: int = 4  # space-to-depth factor
     refine: int = 8  # channels of the full-resolution refinement (0: none)
+    context: int = 0  # residual blocks of dilated convs at 1/16 resolution, after the encoder
 
     def to_dict(self) -> dict:
         return {**asdict(self), "widths": list(self.widths)}
 
     @classmethod
     def from_dict(cls, data: dict) -> DetectorConfig:
-        return cls(widths=tuple(data["widths"]), fold=int(data["fold"]), refine=int(data.get("refine", 0)))
+        return cls(widths=tuple(data["widths"]), fold=int(data["fold"]), refine=int(data.get("refine", 0)),
+                   context=int(data.get("context", 0)))
 
 
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -40,6 +42,24 @@ def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequent
         nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False),
         nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
     )
+
+
+class ContextBlock(nn.Module):
+    """Two dilated 3x3 convs added to their input. The second BatchNorm's scale starts at zero,
+    so a new block passes its input through unchanged: a detector can be made deeper and keep
+    what it has learnt (``grow``)."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv(channels, channels, dilation=dilation),
+            nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+        nn.init.zeros_(self.body[-1].weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.body(x))
 
 
 class DamageNet(nn.Module):
@@ -54,6 +74,9 @@ class DamageNet(nn.Module):
         self.down1 = nn.Sequential(_conv(w1, w2, stride=2), _conv(w2, w2))
         self.down2 = nn.Sequential(_conv(w2, w3, stride=2), _conv(w3, w3, dilation=2),
                                    _conv(w3, w3, dilation=4))
+        # Where the scene's content is told apart from damage on top of it: more depth here is
+        # cheap (a 256th of the pixels) and widens the view to the whole training crop.
+        self.context = nn.Sequential(*[ContextBlock(w3, (2, 4)[i % 2]) for i in range(self.config.context)])
         self.up2 = _conv(w3 + w2, w2)
         self.up1 = _conv(w2 + w1, w1)
         r = self.config.refine
@@ -70,10 +93,22 @@ class DamageNet(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         s1 = self.stem(F.pixel_unshuffle(image, self.config.fold))
         s2 = self.down1(s1)
-        s3 = self.down2(s2)
+        s3 = self.context(self.down2(s2))
         y = self.up2(torch.cat([F.interpolate(s3, size=s2.shape[-2:], mode="nearest"), s2], 1))
         y = self.up1(torch.cat([F.interpolate(y, size=s1.shape[-2:], mode="nearest"), s1], 1))
         y = F.pixel_shuffle(self.head(y), self.config.fold)
         if self.config.refine:
             y = self.refine(torch.cat([y, image.to(y.dtype)], 1))
         return y
+
+
+def grow(model: DamageNet, context: int) -> DamageNet:
+    """A copy of ``model`` with ``context`` context blocks; blocks it lacks start as identity,
+    so the grown network's output is the original's until training changes them."""
+    if context < model.config.context:
+        raise ValueError(f"the detector already has {model.config.context} context blocks; cannot shrink it")
+    bigger = DamageNet(replace(model.config, context=context))
+    missing, unexpected = bigger.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("context.") for k in missing)
+    bigger.threshold = getattr(model, "threshold", 0.5)
+    return bigger.train(model.training)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from restore.detect.model import DamageNet, DetectorConfig
+from restore.detect.model import DamageNet, DetectorConfig, grow
 from restore.detect.synth import paint_damage, vary_content
 from restore.detect.weights import export_detector, load_detector
 from restore.model.weights import save_atomic
@@ -263,6 +263,8 @@ def train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | None
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = cfg.work_dir / "checkpoint.pt"
     model = load_detector(cfg.init).train() if cfg.init else DamageNet(cfg.detector)
+    if cfg.init and cfg.detector.context > model.config.context:
+        model = grow(model, cfg.detector.context)  # deeper, starting from what it has learnt
     model.to(device, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     step, seconds = 0, 0.0
