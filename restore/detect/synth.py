@@ -25,6 +25,11 @@ import numpy as np
 
 DAMAGE_TYPES = ("scratch", "dust", "hair", "crease", "tear", "stain", "hole")
 LABEL_COVERAGE = 0.35  # coverage above which a pixel counts as damaged
+# Training labels may also ask that the damage changed the pixel visibly (largest channel
+# change, 0-1 scale): a grey scratch crossing a grey wall is there in the coverage map but
+# not in the picture, and labelling it teaches the network to flag lines it cannot see.
+# 0 = coverage only (the exam's rule).
+LABEL_VISIBLE = 0.0
 
 Layer = tuple[np.ndarray, np.ndarray]  # (coverage H x W float32 in [0, 1], colour H x W x 3)
 
@@ -293,6 +298,10 @@ def _negative_signs(img: np.ndarray, rng: np.random.Generator, scale: float) -> 
     base = rng.uniform(0, 1, 3).astype(np.float32)
     text = np.clip(1 - base + rng.normal(0, 0.1, 3), 0, 1).astype(np.float32)
     colour = (base * (1 - ink_cov[..., None]) + text * ink_cov[..., None]) * light[..., None]
+    # Real plates are painted metal, wood or plastic, never a perfectly flat colour: a share of
+    # the scene's own fine detail shows through, which also keeps them apart from solid holes.
+    detail = img - cv2.GaussianBlur(img, (0, 0), 2.0)
+    colour = colour + detail * rng.uniform(0.15, 0.5)
     blur = rng.uniform(0.4, 1.0)
     cov = cv2.GaussianBlur(plate, (0, 0), blur)
     colour = cv2.GaussianBlur(colour, (0, 0), blur)
@@ -390,15 +399,18 @@ def _scan(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def paint_damage(photo: np.ndarray, rng: np.random.Generator, types: tuple[str, ...] | None = None,
-                 count: int | None = None, negatives: float = 0.35, scale: float | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 count: int | None = None, negatives: float = 0.35, scale: float | None = None,
+                 visible: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Damage a clean RGB uint8 photo.
 
     Returns (damaged RGB uint8, label H x W bool). ``types`` limits the damage to those
     types (default: a random mix, sometimes none, so clean photos are seen too); ``count``
     how many damage layers (default 0-3). ``negatives`` is the chance of drawing scene-like
     hard negatives first. ``scale`` is pixels per reference pixel (default from the size).
+    ``visible``: a labelled pixel must also change by more than this (default
+    ``LABEL_VISIBLE``).
     """
+    visible = LABEL_VISIBLE if visible is None else visible
     h, w = photo.shape[:2]
     scale = scale if scale is not None else max(0.5, min(h, w) / 256.0) ** 0.5
     img = _age(photo.astype(np.float32) / 255.0, rng)
@@ -420,7 +432,11 @@ def paint_damage(photo: np.ndarray, rng: np.random.Generator, types: tuple[str, 
         if name in {"scratch", "dust", "hair", "hole"} and rng.random() < 0.3:
             # Damage that only partly hides the picture (a faint scratch) is still damage.
             cov = cov * rng.uniform(0.6, 0.9)
+        before = img
         img = img * (1 - cov[..., None]) + colour * cov[..., None]
-        label |= cov > LABEL_COVERAGE
+        damaged = cov > LABEL_COVERAGE
+        if visible > 0:
+            damaged &= np.abs(img - before).max(2) > visible
+        label |= damaged
     img = _scan(img, rng)
     return (img * 255 + 0.5).clip(0, 255).astype(np.uint8), label
