@@ -45,8 +45,8 @@ def test_damage_the_picture_does_not_show_can_be_left_unlabelled():
     kept = dropped = 0
     for seed in range(12):
         _, full = paint_damage(grey, np.random.default_rng(seed), types=("scratch",), negatives=0.0)
-        image, seen = paint_damage(grey, np.random.default_rng(seed), types=("scratch",), negatives=0.0,
-                                   visible=0.2)
+        _, seen = paint_damage(grey, np.random.default_rng(seed), types=("scratch",), negatives=0.0,
+                               visible=0.2)
         assert not (seen & ~full).any()  # the rule only removes labels
         kept, dropped = kept + seen.sum(), dropped + (full & ~seen).sum()
     assert kept > 0 and dropped > 0
