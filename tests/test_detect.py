@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from torch.nn import functional as F
 
 from restore.cli import main
 from restore.detect.detector import Detector, core_tiles, sensitivity_threshold
-from restore.detect.model import DamageNet, DetectorConfig, grow
+from restore.detect.model import DamageNet, DetectorConfig, grow, tophat_cues
 from restore.detect.synth import DAMAGE_TYPES, paint_damage
 from restore.detect.train import crop_around, make_damage_batch, mine_false_alarms, sample_batch
 from restore.detect.weights import export_detector, load_detector
@@ -71,6 +73,18 @@ def test_network_keeps_the_size_and_sees_locally():
     assert changed[28:38, 45:55].any() and changed.sum() < changed.numel()  # a local effect, not global
 
 
+def _grown_by_training(tmp_path, photo, tiny_detector, *flags: str) -> tuple[DamageNet, Path]:
+    """Fine-tune the tiny detector for three steps with ``flags``; the result and the data folder."""
+    data = tmp_path / "photos"
+    data.mkdir()
+    cv2.imwrite(str(data / "p.jpg"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    code, _ = _run("train", str(data), "--task", "detect", "--init", str(tiny_detector), *flags,
+                   "--out", str(tmp_path / "d.pt"), "--crop", "64", "--batch-size", "2", "--steps", "3",
+                   "--quiet")
+    assert code == 0
+    return load_detector(tmp_path / "d.pt"), data
+
+
 def test_a_grown_detector_starts_as_the_one_it_grew_from_and_then_learns(tmp_path, tiny_detector, photo):
     small = load_detector(tiny_detector)
     big = grow(small, 2).eval()
@@ -80,16 +94,45 @@ def test_a_grown_detector_starts_as_the_one_it_grew_from_and_then_learns(tmp_pat
     assert big.config.context == 2 and len(big.context) == 2
     with pytest.raises(ValueError):
         grow(big, 1)
-    data = tmp_path / "photos"
-    data.mkdir()
-    cv2.imwrite(str(data / "p.jpg"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
-    code, _ = _run("train", str(data), "--task", "detect", "--init", str(tiny_detector), "--blocks", "2",
-                   "--out", str(tmp_path / "d.pt"), "--crop", "64", "--batch-size", "2", "--steps", "3",
-                   "--quiet")
-    assert code == 0
-    trained = load_detector(tmp_path / "d.pt")
+    trained, _ = _grown_by_training(tmp_path, photo, tiny_detector, "--blocks", "2")
     assert trained.config.context == 2
     assert any(block.body[-1].weight.abs().sum() > 0 for block in trained.context)  # no longer identity
+
+
+def test_tophat_cues_light_up_thin_bright_and_dark_lines_only():
+    image = torch.zeros(1, 3, 48, 64)
+    image[0, :, 10, 5:60] = 0.8  # a bright hairline
+    image[0, :, 30:32, 5:60] = -0.8  # a dark scratch two pixels wide
+    image[0, :, 38:48, 0:30] = 0.8  # a bright area far wider than the window
+    cues = tophat_cues(image, 7)[0]
+    assert cues.shape == (2, 48, 64) and (cues >= 0).all()
+    white, black = cues[0], cues[1]
+    assert white[10, 20] > 1.0 and black[10, 20] == 0  # the bright line, only in the white cue
+    assert black[30, 20] > 1.0 and white[30, 20] == 0
+    assert white[42, 10] == 0 and black[42, 10] == 0  # broad structure is not a cue
+    # the same as the textbook opening and closing, to bfloat16's precision
+    grey = image.mean(1, keepdim=True)
+    pool = lambda x: F.max_pool2d(x, 7, 1, 3)  # noqa: E731
+    expected = torch.cat([grey - pool(-pool(-grey)), -pool(-pool(grey)) - grey], 1)[0] * 2
+    assert torch.allclose(cues, expected, atol=0.02)
+
+
+def test_a_detector_grown_with_tophat_cues_starts_unchanged_and_learns_to_use_them(tmp_path, tiny_detector,
+                                                                                   photo):
+    small = load_detector(tiny_detector)
+    big = grow(small, 0, tophat=7).eval()
+    x = torch.rand(2, 3, 64, 80) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(small(x), big(x))
+    assert big.config.tophat == 7
+    with pytest.raises(ValueError):
+        grow(big, 0, tophat=5)
+    trained, data = _grown_by_training(tmp_path, photo, tiny_detector, "--tophat", "7")
+    assert trained.config.tophat == 7
+    assert trained.stem[0][0].weight[:, -2:].abs().sum() > 0  # the cues' weights moved off zero
+    out = str(tmp_path / "e.pt")
+    assert _run("train", str(data), "--tophat", "6", "--out", out, "--task", "detect")[0] == 2  # even
+    assert _run("train", str(data), "--tophat", "7", "--out", out)[0] == 2  # not for the inpainter
 
 
 def test_core_tiles_cover_every_pixel_once():

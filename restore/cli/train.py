@@ -50,6 +50,10 @@ metrics, in the same format as a one-device run, so either resumes the other."""
               help="Generator depth in FFC residual blocks [default: 6]. Same rule as --base-channels. "
                    "--task detect: context blocks at 1/16 resolution [default: 0]; with --init a "
                    "detector with fewer grows to this many, new blocks starting as identity.")
+@click.option("--tophat", type=click.IntRange(0, 31), default=0, show_default=True,
+              help="--task detect: feed the network the white and black top-hat of the luminance over "
+                   "an N x N window beside the pixels (0: off; try 7); with --init a detector without "
+                   "them grows their inputs, starting at zero weight.")
 @click.option("--lr", type=float, default=None,
               help="Learning rate [default: 5e-4 inpaint (the discriminator takes 0.4x), 2e-3 detect]; "
                    "on --resume it replaces the saved one, so a run can be annealed.")
@@ -94,7 +98,8 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   resume: bool, init: str | None,
                   steps: int, minutes: float | None, batch_size: int | None, crop: int, device: str,
                   checkpoint_minutes: float, sample_every: int, log_every: int,
-                  base_channels: int | None, blocks: int | None, lr: float | None, prefill: bool | None,
+                  base_channels: int | None, blocks: int | None, tophat: int, lr: float | None,
+                  prefill: bool | None,
                   padding: str | None, perceptual_weight: float, adv_weight: float, fm_weight: float,
                   r1_weight: float,
                   hole_lowpass: int, hole_pixel_weight: float, hole_border: float, fake_patches: str,
@@ -117,12 +122,16 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
     init_path = default_weights_path() if init == "default" else (Path(init) if init else None)
     shape = {"base_channels": base_channels, "blocks": blocks, "prefill": prefill, "padding": padding}
     shape = {k: v for k, v in shape.items() if v is not None}
+    if tophat and task != "detect":
+        raise click.BadParameter("only with --task detect", param_hint="--tophat")
+    if tophat and tophat % 2 == 0:
+        raise click.BadParameter("must be odd", param_hint="--tophat")
     if labels is not None and task != "detect":
         raise click.BadParameter("only with --task detect", param_hint="--labels")
     if task == "detect":
         _train_detector(data, labels, out, work_dir, resume, init, steps, minutes, batch_size or 16, crop,
                         pick_device(device), checkpoint_minutes, sample_every, log_every, seed, quiet,
-                        lr=lr or 2e-3, workers=workers, context=blocks)
+                        lr=lr or 2e-3, workers=workers, context=blocks, tophat=tophat)
         return
     batch_size = batch_size or 8
     dev = distributed.local_device(pick_device(device))  # cuda:LOCAL_RANK under torchrun
@@ -153,7 +162,8 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
 def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path | None, resume: bool,
                     init: str | None, steps: int, minutes: float | None, batch_size: int, crop: int,
                     device: object, checkpoint_minutes: float, sample_every: int, log_every: int,
-                    seed: int, quiet: bool, lr: float, workers: int | None, context: int | None) -> None:
+                    seed: int, quiet: bool, lr: float, workers: int | None, context: int | None,
+                    tophat: int) -> None:
     from restore.detect.model import DetectorConfig
     from restore.detect.train import DetectTrainConfig, train_detector
     from restore.detect.weights import default_detector_path, resolve_detector_path
@@ -168,7 +178,8 @@ def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path |
         data=data, out=out, work_dir=work_dir or out.with_name(out.stem + "-train"), labels=labels,
         resume=resume, init=init_path, steps=steps, minutes=minutes, batch_size=batch_size, crop=crop,
         device=str(device), seed=seed, checkpoint_minutes=checkpoint_minutes, sample_every=sample_every,
-        log_every=log_every, lr=lr, workers=workers, detector=DetectorConfig(context=context or 0),
+        log_every=log_every, lr=lr, workers=workers,
+        detector=DetectorConfig(context=context or 0, tophat=tophat),
     )
     with TrainProgress(total_steps=steps, quiet=quiet) as progress:
         train_detector(cfg, on_log=progress.update)

@@ -27,6 +27,7 @@ class DetectorConfig:
     fold: int = 4  # space-to-depth factor
     refine: int = 8  # channels of the full-resolution refinement (0: none)
     context: int = 0  # residual blocks of dilated convs at 1/16 resolution, after the encoder
+    tophat: int = 0  # window of the top-hat cues fed beside the pixels (0: none); see ``tophat_cues``
 
     def to_dict(self) -> dict:
         return {**asdict(self), "widths": list(self.widths)}
@@ -34,7 +35,7 @@ class DetectorConfig:
     @classmethod
     def from_dict(cls, data: dict) -> DetectorConfig:
         return cls(widths=tuple(data["widths"]), fold=int(data["fold"]), refine=int(data.get("refine", 0)),
-                   context=int(data.get("context", 0)))
+                   context=int(data.get("context", 0)), tophat=int(data.get("tophat", 0)))
 
 
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -42,6 +43,37 @@ def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequent
         nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False),
         nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
     )
+
+
+CUES = 2  # white and black top-hat
+
+
+def _dilate(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Grey dilation over a ``window`` x ``window`` square: running maxima of shifted views,
+    rows then columns (several times faster than ``max_pool2d`` on a CPU)."""
+    pad = window // 2
+    for dim, padding in ((3, (pad, pad, 0, 0)), (2, (0, 0, pad, pad))):
+        padded = F.pad(x, padding, value=float("-inf"))
+        size = x.shape[dim]
+        x = padded.narrow(dim, 0, size)
+        for shift in range(1, window):
+            x = torch.maximum(x, padded.narrow(dim, shift, size))
+    return x
+
+
+def tophat_cues(image: torch.Tensor, window: int) -> torch.Tensor:
+    """White and black top-hat of the image's luminance (N x 2 x H x W): what a ``window``-wide
+    opening removes from bright structure and a closing fills into dark structure.
+
+    Why: scratches, hairlines and specks are thin or small and either brighter or darker than
+    their surroundings; these two classical cues light up exactly such structure, at full
+    resolution and at any angle, so the network's few channels can go to telling damage from
+    scene detail. Worked out in bfloat16 (as fine as 8-bit pixels, and 4x faster on a CPU).
+    """
+    grey = image.detach().mean(1, keepdim=True).to(torch.bfloat16).contiguous()
+    opened = _dilate(-_dilate(-grey, window), window)
+    closed = -_dilate(-_dilate(grey, window), window)
+    return (torch.cat([grey - opened, closed - grey], 1) * 2.0).to(image.dtype)
 
 
 class ContextBlock(nn.Module):
@@ -70,7 +102,8 @@ class DamageNet(nn.Module):
         self.config = config or DetectorConfig()
         w1, w2, w3 = self.config.widths
         fold = self.config.fold
-        self.stem = nn.Sequential(_conv(3 * fold * fold, w1), _conv(w1, w1))
+        cues = CUES if self.config.tophat else 0
+        self.stem = nn.Sequential(_conv(3 * fold * fold + cues, w1), _conv(w1, w1))
         self.down1 = nn.Sequential(_conv(w1, w2, stride=2), _conv(w2, w2))
         self.down2 = nn.Sequential(_conv(w2, w3, stride=2), _conv(w3, w3, dilation=2),
                                    _conv(w3, w3, dilation=4))
@@ -91,7 +124,13 @@ class DamageNet(nn.Module):
         return self.config.fold * 4
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        s1 = self.stem(F.pixel_unshuffle(image, self.config.fold))
+        fold = self.config.fold
+        x = F.pixel_unshuffle(image, fold)
+        if self.config.tophat:
+            # Each block's strongest response: a hairline anywhere in a 4 x 4 block shows, and
+            # costs two channels (unfolding the cues like the pixels cost half the network again).
+            x = torch.cat([x, F.max_pool2d(tophat_cues(image, self.config.tophat), fold)], 1)
+        s1 = self.stem(x)
         s2 = self.down1(s1)
         s3 = self.context(self.down2(s2))
         y = self.up2(torch.cat([F.interpolate(s3, size=s2.shape[-2:], mode="nearest"), s2], 1))
@@ -102,13 +141,22 @@ class DamageNet(nn.Module):
         return y
 
 
-def grow(model: DamageNet, context: int) -> DamageNet:
-    """A copy of ``model`` with ``context`` context blocks; blocks it lacks start as identity,
-    so the grown network's output is the original's until training changes them."""
+def grow(model: DamageNet, context: int, tophat: int | None = None) -> DamageNet:
+    """A copy of ``model`` with ``context`` context blocks and top-hat cues of window ``tophat``
+    (None: as the model has them).
+    Blocks it lacks start as identity and the cues' input weights at zero, so the grown
+    network's output is the original's until training changes them."""
     if context < model.config.context:
         raise ValueError(f"the detector already has {model.config.context} context blocks; cannot shrink it")
-    bigger = DamageNet(replace(model.config, context=context))
-    missing, unexpected = bigger.load_state_dict(model.state_dict(), strict=False)
+    tophat = model.config.tophat if tophat is None else tophat
+    if model.config.tophat and tophat != model.config.tophat:
+        raise ValueError(f"the detector already has top-hat cues of window {model.config.tophat}")
+    bigger = DamageNet(replace(model.config, context=context, tophat=tophat))
+    state = model.state_dict()
+    if tophat and not model.config.tophat:  # the cues' input channels come last, at zero weight
+        old = state["stem.0.0.weight"]
+        state["stem.0.0.weight"] = torch.cat([old, old.new_zeros(old.shape[0], CUES, *old.shape[2:])], 1)
+    missing, unexpected = bigger.load_state_dict(state, strict=False)
     assert not unexpected and all(k.startswith("context.") for k in missing)
     bigger.threshold = getattr(model, "threshold", 0.5)
     return bigger.train(model.training)

@@ -263,8 +263,10 @@ def train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | None
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = cfg.work_dir / "checkpoint.pt"
     model = load_detector(cfg.init).train() if cfg.init else DamageNet(cfg.detector)
-    if cfg.init and cfg.detector.context > model.config.context:
-        model = grow(model, cfg.detector.context)  # deeper, starting from what it has learnt
+    if cfg.init and (cfg.detector.context > model.config.context
+                     or (cfg.detector.tophat and not model.config.tophat)):
+        # deeper, or with the top-hat cues, starting from what it has learnt
+        model = grow(model, max(cfg.detector.context, model.config.context), cfg.detector.tophat or None)
     model.to(device, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     step, seconds = 0, 0.0
