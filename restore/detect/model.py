@@ -49,15 +49,20 @@ CUES = 2  # white and black top-hat
 
 
 def _dilate(x: torch.Tensor, window: int) -> torch.Tensor:
-    """Grey dilation over a ``window`` x ``window`` square: running maxima of shifted views,
-    rows then columns (several times faster than ``max_pool2d`` on a CPU)."""
+    """Grey dilation over a ``window`` x ``window`` square, rows then columns: maxima over runs
+    of 2, 4, ... pixels, then two overlapping runs cover the window (3 maxima per pass for a
+    window of 7 instead of 6; several times faster than ``max_pool2d`` on a CPU)."""
     pad = window // 2
+    span = 1 << (window.bit_length() - 1)  # the largest power of two within the window
     for dim, padding in ((3, (pad, pad, 0, 0)), (2, (0, 0, pad, pad))):
-        padded = F.pad(x, padding, value=float("-inf"))
         size = x.shape[dim]
-        x = padded.narrow(dim, 0, size)
-        for shift in range(1, window):
-            x = torch.maximum(x, padded.narrow(dim, shift, size))
+        run = F.pad(x, padding, value=float("-inf"))  # run[i]: the max over [i, i + length)
+        length = 1
+        while length < span:
+            n = run.shape[dim] - length
+            run = torch.maximum(run.narrow(dim, 0, n), run.narrow(dim, length, n))
+            length *= 2
+        x = torch.maximum(run.narrow(dim, 0, size), run.narrow(dim, window - span, size))
     return x
 
 
@@ -70,7 +75,8 @@ def tophat_cues(image: torch.Tensor, window: int) -> torch.Tensor:
     resolution and at any angle, so the network's few channels can go to telling damage from
     scene detail. Worked out in bfloat16 (as fine as 8-bit pixels, and 4x faster on a CPU).
     """
-    grey = image.detach().mean(1, keepdim=True).to(torch.bfloat16).contiguous()
+    # Channel slices, not mean(1): on a channels-last tile the reduction costs 5x as much.
+    grey = ((image[:, 0:1] + image[:, 1:2] + image[:, 2:3]).detach() / 3).to(torch.bfloat16).contiguous()
     opened = _dilate(-_dilate(-grey, window), window)
     closed = -_dilate(-_dilate(grey, window), window)
     return (torch.cat([grey - opened, closed - grey], 1) * 2.0).to(image.dtype)
