@@ -16,7 +16,14 @@ from restore.cli import main
 from restore.detect.detector import Detector, core_tiles, sensitivity_threshold
 from restore.detect.model import DamageNet, DetectorConfig, grow, tophat_cues
 from restore.detect.synth import DAMAGE_TYPES, paint_damage
-from restore.detect.train import crop_around, make_damage_batch, mine_false_alarms, sample_batch
+from restore.detect.train import (
+    DetectTrainConfig,
+    crop_around,
+    make_damage_batch,
+    mine_false_alarms,
+    sample_batch,
+    train_detector,
+)
 from restore.detect.weights import export_detector, load_detector
 from restore.eval.detection import Counts
 from restore.model.weights import WeightsError, save_atomic
@@ -212,6 +219,30 @@ def test_short_detector_training_checkpoints_resumes_and_learns_labels(tmp_path,
     assert steps[-1] == 4 and steps.count(1) == 1  # resumed at 2, not restarted
     assert (tmp_path / "d-train" / "samples" / "step0000004.png").exists()
     assert len(load_photos(data)) == 2
+
+
+def test_the_exported_detector_is_the_moving_average_and_a_resume_keeps_it(tmp_path, photo):
+    data = tmp_path / "photos"
+    data.mkdir()
+    cv2.imwrite(str(data / "p.jpg"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+
+    def run(name: str, decay: float, steps: int) -> tuple[dict, dict]:
+        cfg = DetectTrainConfig(data=data, out=tmp_path / f"{name}.pt", work_dir=tmp_path / name, resume=True,
+                                steps=steps, crop=64, batch_size=2, lr=1e-2, ema_decay=decay, hard_share=0.0,
+                                detector=DetectorConfig(widths=(8, 8, 8), refine=0))
+        train_detector(cfg)
+        return (torch.load(tmp_path / name / "checkpoint.pt", weights_only=True),
+                torch.load(tmp_path / f"{name}.pt", weights_only=True)["state_dict"])
+
+    def same(a: dict, b: dict) -> bool:
+        return all(torch.equal(a[k].half(), b[k].half()) for k in a if a[k].is_floating_point())
+
+    ckpt, exported = run("avg", 0.9, 6)
+    assert same(ckpt["ema"], exported) and not same(ckpt["model"], exported)
+    again, _ = run("avg", 0.9, 6)  # nothing left to train: the average comes back as it was
+    assert same(again["ema"], ckpt["ema"])
+    ckpt, exported = run("last", 0.0, 6)  # decay 0: the last weights themselves
+    assert same(ckpt["model"], exported)
 
 
 def test_labels_only_with_the_detect_task(tmp_path):

@@ -95,7 +95,9 @@ def _autocast(device: torch.device):
 
 
 @torch.no_grad()
-def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """Move ``ema``'s weights a ``1 - decay`` step towards ``model``'s; buffers (BatchNorm's
+    running statistics) are copied, as they are averages already."""
     for e, p in zip(ema.parameters(), model.parameters(), strict=True):
         e.lerp_(p, 1 - decay)
     for e, b in zip(ema.buffers(), model.buffers(), strict=True):
@@ -328,7 +330,7 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
             opt_g.step()
             if ema is not None:
                 # Warm-up: early weights change fast, so a fixed 0.999 would average in garbage.
-                _update_ema(ema, g_module, min(cfg.ema_decay, (1 + step) / (10 + step)))
+                update_ema(ema, g_module, min(cfg.ema_decay, (1 + step) / (10 + step)))
 
             step += 1
             seconds += time.monotonic() - t0
