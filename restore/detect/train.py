@@ -41,7 +41,7 @@ from restore.train.data import (
     random_crop,
     step_rng,
 )
-from restore.train.loop import StopRequest, update_ema
+from restore.train.loop import StopRequest, training_autocast, update_ema
 
 # Chance of painting scene-like hard negatives (lines, text, stars, signs, small parts) into a
 # crop: half, since a false alarm on a clean photo costs a user as much as a miss.
@@ -323,9 +323,7 @@ def train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | None
                                               "data": str(cfg.data), "threshold": threshold})
         mine()
 
-    # bf16 needs no loss scaling; fp16 (older GPUs) would underflow without a GradScaler.
-    bf16 = device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_bf16_supported())
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16 if bf16 else torch.float16, enabled=bf16)
+    autocast = training_autocast(device)
     run_start = last_ckpt = window_start = time.monotonic()
     window_images, metrics = 0, {}
     model.train()

@@ -1,8 +1,8 @@
 """The GAN training loop behind ``restore train``.
 
-Designed for scarce compute: bf16 autocast and channels-last on CPU, checkpoints every few
-minutes written atomically, and ``resume`` that continues exactly where a killed run
-stopped (weights, optimisers, EMA, step count, random state).
+Designed for scarce compute: bf16 autocast where the CPU or GPU computes it natively,
+channels-last, checkpoints every few minutes written atomically, and ``resume`` that
+continues exactly where a killed run stopped (weights, optimisers, EMA, step count, random state).
 
 Under torchrun it trains on several GPUs with DistributedDataParallel: each rank draws its
 own crops (``batch_size`` is per rank), rank 0 alone keeps the EMA and writes checkpoints,
@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import torch
 
+from restore.inpaint.device import cpu_has_fast_bf16
 from restore.model.discriminator import PatchDiscriminator
 from restore.model.generator import GeneratorConfig, InpaintGenerator, reshaped, with_prefill
 from restore.model.weights import export_generator, load_generator, save_atomic
@@ -89,9 +90,18 @@ class TrainConfig:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
 
 
-def _autocast(device: torch.device):
-    dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+def training_autocast(device: torch.device) -> torch.autocast:
+    """bf16 autocast where the hardware computes bfloat16 natively, else plain fp32.
+
+    Why not always: on a CPU without AVX512-BF16 or AMX, bf16 is emulated and a detector
+    training step took 10x as long as in fp32 (15 s against 1.6 s, one AVX2 core); fp16
+    without loss scaling underflows.
+    """
+    if device.type == "cpu":
+        enabled = cpu_has_fast_bf16()
+    else:
+        enabled = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 @torch.no_grad()
@@ -155,7 +165,7 @@ def calibrated_copy(model: torch.nn.Module, photos: list[np.ndarray], crop: int,
     rng = np.random.default_rng(1_000_003 + step)  # its own stream: training's is untouched
     for _ in range(batches):
         images, masks = sample_batch(photos, batch_size, crop, rng)
-        with _autocast(device):
+        with training_autocast(device):
             calibrated(torch.from_numpy(images).to(device), torch.from_numpy(masks).to(device))
     return calibrated.eval()
 
@@ -288,7 +298,7 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
             adv_scale = min(1.0, step / max(1, cfg.adv_warmup_steps))
 
             # Discriminator step.
-            with _autocast(device):
+            with training_autocast(device):
                 fake = generator(real, mask)
                 comp = fake * mask + real * (1 - mask)
                 real_score, real_feats = discriminator(real)
@@ -313,7 +323,7 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
 
             # Generator step. The discriminator runs un-wrapped: its gradients here are thrown away
             # (zeroed before the next D step), so there is nothing for DDP to all-reduce.
-            with _autocast(device):
+            with training_autocast(device):
                 fake_score, fake_feats = d_module(comp)
                 rec = losses.reconstruction_loss(fake.float(), real, mask, cfg.hole_weight, cfg.hole_lowpass,
                                                   cfg.hole_pixel_weight, cfg.hole_border)
