@@ -14,15 +14,17 @@ from torch.nn import functional as F
 
 from restore.cli import main
 from restore.detect.detector import Detector, core_tiles, sensitivity_threshold
-from restore.detect.model import DamageNet, DetectorConfig, grow, tophat_cues
+from restore.detect.model import DamageNet, DetectorConfig, average_views, grow, tophat_cues
 from restore.detect.synth import DAMAGE_TYPES, paint_damage
 from restore.detect.train import (
     DetectTrainConfig,
+    calibrate_thresholds,
     crop_around,
     make_damage_batch,
     mine_false_alarms,
     sample_batch,
     train_detector,
+    whole_photo_probabilities,
 )
 from restore.detect.weights import export_detector, load_detector
 from restore.eval.detection import Counts
@@ -166,6 +168,39 @@ def test_tiles_agree_closely_with_one_pass(tiny_detector, photo):
     assert np.abs(whole - tiled).mean() < 0.02
 
 
+def test_views_average_the_flips_each_turned_back():
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    assert torch.equal(average_views(lambda v: v * 2, x, 4), x * 2)  # flipping back undoes each flip
+    # Something that depends on orientation (the top-left pixel) is averaged over the views.
+    corner = average_views(lambda v: v[..., :1, :1].expand_as(v), x, 3)
+    assert torch.allclose(corner[0, 0, 0, 0], (x[0, 0, 0, 0] + x[0, 0, 0, 4] + x[0, 0, 3, 0]) / 3)
+    with pytest.raises(ValueError):
+        average_views(lambda v: v, x, 5)
+
+
+def test_extra_views_skip_only_tiles_that_cannot_pass_the_threshold(tiny_detector, photo):
+    image = np.ascontiguousarray(photo[:300, :400]).astype(np.float32) / 255
+    detector = Detector(tiny_detector, device="cpu", precision="fp32", tile=160, margin=32, views=3)
+    first = Detector(tiny_detector, device="cpu", precision="fp32", tile=160, margin=32,
+                     views=1)._scan([image], 0.5)[0]
+    # A threshold that half the tiles' first view can reach and the others' cannot.
+    peaks = [first[box.slices].max() for box in core_tiles(300, 400, 160 - 2 * 32)]
+    threshold = (float(np.median(peaks)) + 2) / 3
+    passes = []
+    run = detector._run
+    detector._run = lambda x: passes.append(len(x)) or run(x)
+    skipping = detector._scan([image], threshold)[0]
+    skipped = sum(passes)
+    passes.clear()
+    everywhere = detector._scan([image], -1.0)[0]  # every tile can pass: every view everywhere
+    assert skipped < sum(passes)
+    assert np.array_equal(skipping > threshold, everywhere > threshold)
+    could_pass = first > 3 * threshold - 2  # no average of three can pass where the first is below
+    assert could_pass.any() and np.allclose(skipping[could_pass], everywhere[could_pass], atol=1e-5)
+    # Where the extra views ran, the probability is the average of all three, not the first's.
+    assert np.abs(everywhere - first).max() > 1e-3
+
+
 def test_sensitivity_moves_the_threshold_both_ways_around_the_calibrated_one():
     assert sensitivity_threshold(0.9) < sensitivity_threshold(0.5) == 0.5 < sensitivity_threshold(0.1)
     assert sensitivity_threshold(0.5, 0.8) == pytest.approx(0.8)
@@ -213,6 +248,8 @@ def test_short_detector_training_checkpoints_resumes_and_learns_labels(tmp_path,
     assert _run(*args, "--steps", "2")[0] == 0
     detector = load_detector(tmp_path / "d.pt")
     assert detector.config == DetectorConfig() and 0.5 <= detector.threshold <= 0.99  # calibrated
+    assert detector.views == 3 and sorted(detector.thresholds) == [1, 2, 3, 4]  # per number of views
+    assert detector.threshold == detector.thresholds[3]
     assert _run(*args, "--steps", "4", "--resume", "--workers", "1")[0] == 0  # batches from a worker
     log = (tmp_path / "d-train" / "metrics.jsonl").read_text().splitlines()
     steps = [json.loads(line)["step"] for line in log]
@@ -243,6 +280,24 @@ def test_the_exported_detector_is_the_moving_average_and_a_resume_keeps_it(tmp_p
     assert same(again["ema"], ckpt["ema"])
     ckpt, exported = run("last", 0.0, 6)  # decay 0: the last weights themselves
     assert same(ckpt["model"], exported)
+
+
+def test_calibration_sees_the_photos_as_the_detector_will_average_them(photo):
+    torch.manual_seed(0)
+    model = DamageNet(DetectorConfig(widths=(8, 8, 8))).eval()
+    with torch.no_grad():
+        model.refine[-1].bias += 0.5  # probabilities spread above 0.5, where calibration can see them
+    image = photo[:96, :128]
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+    with torch.no_grad():
+        passes = [torch.sigmoid(model(x.flip(d)).flip(d))[0, 0].numpy() for d in ((), (3,), (2,), (2, 3))]
+        three = whole_photo_probabilities(model, image, torch.device("cpu"), views=3)
+    assert np.allclose(three, np.mean(passes[:3], 0), atol=1e-6)
+    assert not np.allclose(three, passes[0], atol=1e-4)
+    thresholds = calibrate_thresholds(model, [image], torch.device("cpu"), target=0.05)
+    for views in (1, 2, 3, 4):  # each number of views has the threshold its own averages call for
+        expected = float(np.quantile(np.mean(passes[:views], 0), 0.95))
+        assert 0.5 < expected < 0.99 and thresholds[views] == pytest.approx(expected, abs=1e-5)
 
 
 def test_labels_only_with_the_detect_task(tmp_path):
@@ -388,7 +443,7 @@ def test_the_coarse_scan_adds_only_what_it_is_sure_of(tiny_detector):
     image = np.zeros((256, 384, 3), np.uint8)
     sure, unsure = detector.coarse_threshold + (1 - detector.coarse_threshold) / 2, detector.threshold + 1e-4
 
-    def scan(colours):
+    def scan(colours, threshold):
         out = []
         for colour in colours:
             p = np.zeros(colour.shape[:2], np.float32)

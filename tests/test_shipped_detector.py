@@ -35,6 +35,13 @@ def test_shipped_detector_loads_with_weights_only_and_is_small(path):
     assert path.stat().st_size <= 10 * 2**20
     blob = torch.load(path, map_location="cpu", weights_only=True)
     assert blob["format"] == "restore-detect-v1" and 0.5 <= blob["meta"]["threshold"] < 1
+    # A threshold calibrated for each number of flipped views; the default count's is "threshold".
+    meta = blob["meta"]
+    assert sorted(meta["thresholds"]) == ["1", "2", "3", "4"]
+    assert meta["threshold"] == meta["thresholds"][str(meta["views"])]
+    for views in (1, meta["views"]):
+        calibrated = meta["thresholds"][str(views)]
+        assert Detector(path, device="cpu", views=views).threshold == pytest.approx(calibrated)
 
 
 def test_without_a_default_detector_images_without_masks_is_a_usage_error(tmp_path):

@@ -62,26 +62,31 @@ def device_options(func: Callable) -> Callable:
 
 
 def detector_options(func: Callable) -> Callable:
-    """--detector, --sensitivity."""
+    """--detector, --sensitivity, --detector-views."""
     options = [
         click.option("--detector", default=None, metavar="PATH",
                      help="Damage detector weights, or 'preview' for the work-in-progress one that ships "
                           "(default: the shipped default detector; none yet, see docs/MODEL.md)."),
         click.option("--sensitivity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
                      help="Higher finds fainter damage but flags more that is not; lower the opposite."),
+        click.option("--detector-views", type=click.IntRange(1, 4), default=None,
+                     help="Flipped views of each tile the detector averages (as is, mirrored, upside down, "
+                          "both) [default: what its weights say, 3 for the preview]. Fewer are faster and "
+                          "flag more of a clean photo; each count has its own calibrated threshold."),
     ]
     for option in reversed(options):
         func = option(func)
     return functools.wraps(func)(func)
 
 
-def make_detector(model: str | None, device: str, sensitivity: float, batch_size: int):
+def make_detector(model: str | None, device: str, sensitivity: float, batch_size: int,
+                  views: int | None = None):
     """Load the detector once, turning a bad --detector or --device into a usage error (exit 2)."""
     from restore.detect.detector import Detector
     from restore.model.weights import WeightsError
 
     try:
-        return Detector(model, device=device, sensitivity=sensitivity, batch_size=batch_size)
+        return Detector(model, device=device, sensitivity=sensitivity, batch_size=batch_size, views=views)
     except (WeightsError, ValueError) as exc:
         fail_usage(str(exc))
 

@@ -22,8 +22,8 @@ from restore.cli.common import detector_options, fail_usage, make_detector, run_
               help="Images read and run together.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary; errors still go to stderr.")
 def detect_command(source: str, out_dir: Path, overlay: Path | None, overwrite: bool, shard: str | None,
-                   report: Path | None, detector: str | None, sensitivity: float, device: str,
-                   batch_size: int, quiet: bool) -> None:
+                   report: Path | None, detector: str | None, sensitivity: float,
+                   detector_views: int | None, device: str, batch_size: int, quiet: bool) -> None:
     """Find scratches, dust, tears, stains and holes in every photo in IN; write masks to OUT.
 
     One PNG per image, same size, white = damage, folder structure mirrored. Exit status:
@@ -35,7 +35,7 @@ def detect_command(source: str, out_dir: Path, overlay: Path | None, overwrite: 
 
     options = DetectOptions(overlay=overlay, overwrite=overwrite, shard=shard, report=report,
                             batch_size=batch_size)
-    found = make_detector(detector, device, sensitivity, batch_size)
+    found = make_detector(detector, device, sensitivity, batch_size, detector_views)
     try:
         with BatchProgress(quiet=quiet, label="detecting") as progress:
             summary = detect_images(source, out_dir, found, options,

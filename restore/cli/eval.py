@@ -39,7 +39,8 @@ def _names(value: str) -> tuple[str, ...]:
 def eval_command(data_dir: Path, task: str, types: str, classes: str, size: int, baselines: str,
                  out_dir: Path, seed: int,
                  limit: int | None, model: str | None, device: str, precision: str, batch_size: int,
-                 tile: int, grain: float, detector: str | None, sensitivity: float) -> None:
+                 tile: int, grain: float, detector: str | None, sensitivity: float,
+                 detector_views: int | None) -> None:
     """Score the model against classical fills on DATA_DIR, a folder of undamaged photos.
 
     Each photo is centre-cropped, given a seeded mask per class, and filled by every method from
@@ -68,7 +69,7 @@ def eval_command(data_dir: Path, task: str, types: str, classes: str, size: int,
         if task == "detect":
             from restore.eval.detection import evaluate_detector, format_detect_table
 
-            found = make_detector(detector, device, sensitivity, batch_size)
+            found = make_detector(detector, device, sensitivity, batch_size, detector_views)
             with bar:
                 report = evaluate_detector(data_dir, found, types=_names(types), seed=seed, out_dir=out_dir,
                                            limit=limit, progress=progress)

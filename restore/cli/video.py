@@ -122,7 +122,7 @@ def video_command(sources: tuple[str, ...], output: Path | None, mask: Path | No
                   fps_text: str | None, radius: int, cues: str, per_frame: bool, overwrite: bool,
                   shard: str | None, report: Path | None, model: str | None, device: str, precision: str,
                   batch_size: int, tile: int, grain: float, detector: str | None, sensitivity: float,
-                  quiet: bool) -> None:
+                  detector_views: int | None, quiet: bool) -> None:
     """Repair damaged video: clips, folders of clips, or folders of numbered frames (IN...).
 
     Writes NAME.restored.EXT beside each input (or -o), same size, frame rate and frame count,
@@ -152,7 +152,7 @@ def video_command(sources: tuple[str, ...], output: Path | None, mask: Path | No
     inpainter = make_inpainter(model, device, precision, batch_size, tile, grain)
     found = None
     if mask is None and masks is None:
-        found = make_detector(detector, device, sensitivity, batch_size)
+        found = make_detector(detector, device, sensitivity, batch_size, detector_views)
     try:
         with VideoProgress(quiet=quiet) as progress:
             summary = restore_videos(list(sources), inpainter, options, detector=found,

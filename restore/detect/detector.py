@@ -10,6 +10,12 @@ was trained on 256 px crops, so inside a torn-off corner or a stain wider than t
 cannot tell damage from a flat part of the scene. The photo is also scanned shrunk to
 ``coarse_side`` px on its short side, where such damage fits the network's view, and what
 it flags there with high confidence (``coarse_threshold``) is added.
+
+Each tile is seen in several flipped views (as is, mirrored, upside down) and the
+probabilities averaged: the network's confident false alarms on scene content it never
+trained on come and go with the orientation, damage is found in every view. The weights
+file says how many views its threshold was calibrated for; tiles where the first view
+flags nothing near the threshold skip the others.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import cv2
 import numpy as np
 import torch
 
+from restore.detect.model import VIEWS
 from restore.detect.weights import load_detector
 from restore.inpaint.composite import to_colour
 from restore.inpaint.device import cpu_has_fast_bf16, pick_device
@@ -52,7 +59,7 @@ class Detector:
 
     def __init__(self, model: str | Path | None = None, device: str = "auto", precision: str = "auto",
                  sensitivity: float = 0.5, tile: int = 1024, margin: int = 32, batch_size: int = 4,
-                 coarse_side: int | None = 256) -> None:
+                 coarse_side: int | None = 256, views: int | None = None) -> None:
         self.device = pick_device(device)
         if precision == "auto":
             precision = "fp16" if self.device.type in {"cuda", "mps"} else (
@@ -61,10 +68,15 @@ class Detector:
         self.model = load_detector(model, self.device).to(memory_format=torch.channels_last)
         if self.dtype == torch.float16:
             self.model.half()
-        base = getattr(self.model, "threshold", 0.5)
+        # Flipped views averaged per tile (None: as many as the weights file says), with the
+        # threshold calibrated for that many (a file without per-view ones has a single one).
+        self.views = int(views or getattr(self.model, "views", 1))
+        if not 1 <= self.views <= len(VIEWS):
+            raise ValueError(f"views must be 1 to {len(VIEWS)}, not {self.views}")
+        base = getattr(self.model, "thresholds", {}).get(self.views, getattr(self.model, "threshold", 0.5))
         self.threshold = sensitivity_threshold(sensitivity, base)
-        # The coarse look must be 20x as sure in odds: at the shipped threshold 0.99 it adds what
-        # it scores above 0.9995, which flags no more pixels of clean training photos.
+        # The coarse look must be 20x as sure in odds: at a threshold of 0.99 it adds what it
+        # scores above 0.9995, which flagged no more pixels of clean training photos (session 9).
         self.coarse_threshold = sensitivity_threshold(sensitivity - 0.5, base)
         self.coarse_side = coarse_side
         self.tile, self.margin = tile, margin
@@ -75,7 +87,7 @@ class Detector:
         """Per-pixel damage probability (float32 H x W) for each image: the full-resolution
         scan's, raised to the coarse scan's where that is above ``coarse_threshold``."""
         colours = [to_colour(img) for img in images]
-        outputs = self._scan(colours)
+        outputs = self._scan(colours, self.threshold)
         if not self.coarse_side:
             return outputs
         shrunk = [i for i, c in enumerate(colours) if self.coarse_side / min(c.shape[:2]) <= COARSE_AT_MOST]
@@ -85,7 +97,7 @@ class Detector:
             scale = self.coarse_side / min(h, w)
             smalls.append(cv2.resize(colours[i], (max(1, round(w * scale)), max(1, round(h * scale))),
                                      interpolation=cv2.INTER_AREA))
-        for i, coarse in zip(shrunk, self._scan(smalls), strict=True):
+        for i, coarse in zip(shrunk, self._scan(smalls, self.coarse_threshold), strict=True):
             h, w = colours[i].shape[:2]
             coarse = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
             sure = coarse > self.coarse_threshold
@@ -93,10 +105,17 @@ class Detector:
         return outputs
 
     @torch.inference_mode()
-    def _scan(self, colours: list[np.ndarray]) -> list[np.ndarray]:
-        """The network's probabilities over float RGB images at their own size, in tiles."""
+    def _scan(self, colours: list[np.ndarray], threshold: float) -> list[np.ndarray]:
+        """The network's probabilities over float RGB images at their own size, in tiles, each
+        tile averaged over ``self.views`` flips of itself.
+
+        The extra views run only on tiles where the first could still take the average above
+        ``threshold`` (it is at most 1 in every other view), so a clean region costs one pass
+        and the mask is the same as with every view everywhere."""
         core = self.tile - 2 * self.margin
         multiple = self.model.multiple
+        # Below this in the first view, no pixel's average over the views can pass the threshold.
+        bound = self.views * threshold - (self.views - 1)
         work: dict[tuple[int, int], list[tuple[int, Box, Box, np.ndarray]]] = {}
         outputs = [np.zeros(colour.shape[:2], np.float32) for colour in colours]
         for i, colour in enumerate(colours):
@@ -117,14 +136,26 @@ class Detector:
                     x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
                 io_dtype = torch.float16 if self.dtype == torch.float16 else torch.float32
                 x = (x * 2 - 1).to(self.device, io_dtype).contiguous(memory_format=torch.channels_last)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                    enabled=self.dtype == torch.bfloat16):
-                    prob = torch.sigmoid(self.model(x).float())[:, 0, :h, :w].cpu().numpy()
-                for (i, box, window, _), p in zip(chunk, prob, strict=True):
-                    inner = Box(box.y0 - window.y0, box.x0 - window.x0,
-                                box.y1 - window.y0, box.x1 - window.x0)
+                inners = [Box(box.y0 - window.y0, box.x0 - window.x0, box.y1 - window.y0, box.x1 - window.x0)
+                          for _, box, window, _ in chunk]
+                prob = self._run(x)[:, 0]
+                if self.views > 1:
+                    doubtful = [j for j, inner in enumerate(inners)
+                                if (prob[j, inner.y0 : inner.y1, inner.x0 : inner.x1] > bound).any()]
+                    if doubtful:
+                        part = x[doubtful]
+                        extra = sum(self._run(part.flip(dims)).flip(dims) for dims in VIEWS[1 : self.views])
+                        extra = extra[:, 0]
+                        prob[doubtful] = (prob[doubtful] + extra) / self.views
+                prob = prob[:, :h, :w].cpu().numpy()
+                for (i, box, _, _), inner, p in zip(chunk, inners, prob, strict=True):
                     outputs[i][box.slices] = p[inner.slices]
         return outputs
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """Probabilities (N x 1 x H x W, float32, on the device) for a prepared batch."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16):
+            return torch.sigmoid(self.model(x).float())
 
     def detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Boolean damage mask for each image (True = repair)."""

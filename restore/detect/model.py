@@ -12,6 +12,7 @@ top of the picture from a power line inside it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -145,6 +146,24 @@ class DamageNet(nn.Module):
         if self.config.refine:
             y = self.refine(torch.cat([y, image.to(y.dtype)], 1))
         return y
+
+
+VIEWS = ((), (3,), (2,), (2, 3))  # flipped views: as is, mirrored, upside down, both (dims of N x C x H x W)
+
+
+def average_views(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: int) -> torch.Tensor:
+    """``run(x)`` averaged over the first ``views`` flips of ``x``, each flipped back.
+
+    Why: the detector's confident false alarms on unseen scene content depend on the
+    orientation it sees it in, while damage is found in any; averaging the views lowers false
+    alarms far more than hits (docs/MODEL.md, session 16). A flip costs nothing but a pass.
+    """
+    if not 1 <= views <= len(VIEWS):
+        raise ValueError(f"views must be 1 to {len(VIEWS)}, not {views}")
+    total = run(x)
+    for dims in VIEWS[1:views]:
+        total = total + run(x.flip(dims)).flip(dims)
+    return total / views
 
 
 def grow(model: DamageNet, context: int, tophat: int | None = None) -> DamageNet:

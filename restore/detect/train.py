@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from restore.detect.model import DamageNet, DetectorConfig, grow
+from restore.detect.model import VIEWS, DamageNet, DetectorConfig, average_views, grow
 from restore.detect.synth import paint_damage, vary_content
 from restore.detect.weights import export_detector, load_detector
 from restore.model.weights import save_atomic
@@ -70,6 +70,7 @@ class DetectTrainConfig:
     log_every: int = 20
     workers: int | None = None  # batch-making processes; None: 0 on CPU, up to 8 on a GPU
     ema_decay: float = 0.999  # the exported detector is this moving average of the weights (0: the last)
+    views: int = 3  # flipped views the exported detector averages; its threshold is calibrated for them
     detector: DetectorConfig = DetectorConfig()
 
 
@@ -178,30 +179,42 @@ def detection_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 CLEAN_FLAG_TARGET = 0.0005  # at sensitivity 0.5, flag at most this fraction of clean photos' pixels
 
 
-def _whole_photo_probabilities(model: DamageNet, photo: np.ndarray, device: torch.device) -> np.ndarray:
-    """Damage probability for a whole RGB photo (cropped to the network's multiple), H x W."""
+def whole_photo_probabilities(model: DamageNet, photo: np.ndarray, device: torch.device,
+                              views: int = 1, flip: tuple[int, ...] = ()) -> np.ndarray:
+    """Damage probability for a whole RGB photo (cropped to the network's multiple), H x W,
+    averaged over ``views`` flips as ``Detector`` does (or seen once, flipped along ``flip``)."""
     h, w = (s - s % model.multiple for s in photo.shape[:2])
     x = torch.from_numpy(photo[:h, :w]).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
-    return torch.sigmoid(model(x).float())[0, 0].cpu().numpy()
+    x = x.flip(flip)
+
+    def run(v: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(model(v).float())
+
+    return average_views(run, x, views).flip(flip)[0, 0].cpu().numpy()
 
 
 @torch.no_grad()
-def calibrate_threshold(model: DamageNet, photos: list[np.ndarray], device: torch.device,
-                        count: int = 40, target: float = CLEAN_FLAG_TARGET) -> float:
-    """The probability threshold that flags at most ``target`` of the pixels of clean photos.
+def calibrate_thresholds(model: DamageNet, photos: list[np.ndarray], device: torch.device,
+                         count: int = 40, target: float = CLEAN_FLAG_TARGET) -> dict[int, float]:
+    """For each number of flipped views (1 to 4), the probability threshold that flags at most
+    ``target`` of the pixels of clean photos when the detector averages that many views.
 
     Measured on (a spread of) the training photos as they are, never on evaluation data. Never
     below 0.5: calibration only makes the detector stricter than the network's own decision.
+    Never above 0.99 either: a network that is that sure of a clean pixel is not made quieter by
+    a stricter threshold, only deafer.
     """
     was_training = model.training
     model.eval()
     picks = photos[:: max(1, len(photos) // count)][:count]
-    probs = []
+    probs: dict[int, list[np.ndarray]] = {views: [] for views in range(1, len(VIEWS) + 1)}
     for photo in picks:
-        probs.append(torch.from_numpy(_whole_photo_probabilities(model, photo, device)).flatten())
+        passes = [whole_photo_probabilities(model, photo, device, views=1, flip=dims) for dims in VIEWS]
+        for views in probs:
+            probs[views].append(np.mean(passes[:views], 0).ravel())
     model.train(was_training)
-    quantile = float(np.quantile(torch.cat(probs).numpy(), 1 - target))
-    return max(0.5, min(0.99, quantile))
+    return {views: max(0.5, min(0.99, float(np.quantile(np.concatenate(p), 1 - target))))
+            for views, p in probs.items()}
 
 
 @torch.no_grad()
@@ -217,7 +230,7 @@ def mine_false_alarms(model: DamageNet, photos: list[np.ndarray], indices: list[
     spots: list[Spot] = []
     for index in indices:
         photo = photos[index]
-        prob = _whole_photo_probabilities(model, photo, device)
+        prob = whole_photo_probabilities(model, photo, device)
         count, blobs = cv2.connectedComponents((prob > 0.5).astype(np.uint8), connectivity=8)
         if count <= 1:
             continue
@@ -318,9 +331,11 @@ def train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | None
         save_atomic({"config": model.config.to_dict(), "model": model.state_dict(), "ema": ema.state_dict(),
                      "optimizer": opt.state_dict(), "step": step, "seconds": seconds,
                      "train_config": json.dumps(asdict(cfg), default=str)}, ckpt_path)
-        threshold = calibrate_threshold(ema, photos, device)
+        thresholds = calibrate_thresholds(ema, photos, device)
         export_detector(ema, cfg.out, meta={"step": step, "train_seconds": round(seconds), "crop": cfg.crop,
-                                              "data": str(cfg.data), "threshold": threshold})
+                                              "data": str(cfg.data), "views": cfg.views,
+                                              "threshold": thresholds[cfg.views],
+                                              "thresholds": {str(k): v for k, v in thresholds.items()}})
         mine()
 
     autocast = training_autocast(device)

@@ -116,7 +116,8 @@ def evaluate_detector(data_dir: str | os.PathLike[str], detector: Detector,
             rows[damage] = {**counts.scores(), "damaged_percent": 100 * counts.damaged / max(1, sum(
                 p.shape[0] * p.shape[1] for _, p in photos))}
     report = {"data": str(data_dir), "photos": len(photos), "seed": seed, "tolerance_px": tolerance,
-              "sensitivity_threshold": detector.threshold, "model": detector.model_name,
+              "sensitivity_threshold": detector.threshold, "views": detector.views,
+              "model": detector.model_name,
               "seconds_per_megapixel": seconds / max(megapixels, 1e-9), "types": rows}
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
