@@ -365,6 +365,10 @@ def test_eval_task_detect_is_seeded_and_writes_results(tmp_path, tiny_detector):
         assert code == 0 and "scratch" in out
         reports.append(json.loads((tmp_path / run / "results.json").read_text()))
     assert reports[0]["types"] == reports[1]["types"]  # same seed, same damage, same scores
+    assert reports[0]["views"] == 1  # a file without per-view calibration: seen once
+    code, out = _run(*args, "--types", "scratch", "--detector-views", "2", "--out", str(tmp_path / "c"))
+    assert code == 0 and "2 views" in out
+    assert json.loads((tmp_path / "c" / "results.json").read_text())["views"] == 2
     assert set(reports[0]["types"]) == {"scratch", "mixed", "clean"}
     for row in (reports[0]["types"]["scratch"], reports[0]["types"]["mixed"]):
         assert all(0.0 <= row[k] <= 1.0 for k in ("precision", "recall", "f1", "iou"))

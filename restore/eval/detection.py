@@ -129,8 +129,8 @@ def format_detect_table(report: dict[str, Any]) -> Table:
     """The terminal table: one row per damage type, then the clean photos."""
     from rich.table import Table
 
-    table = Table(title=f"damage detection on {report['photos']} photos (tolerance "
-                        f"{report['tolerance_px']} px, {report['seconds_per_megapixel']:.3f} s/MP)")
+    table = Table(title=f"damage detection on {report['photos']} photos ({report.get('views', 1)} views, "
+                        f"tolerance {report['tolerance_px']} px, {report['seconds_per_megapixel']:.3f} s/MP)")
     for col in ("damage", "precision", "recall", "F1", "IoU", "goal"):
         table.add_column(col, justify="left" if col == "damage" else "right")
     for name, row in report["types"].items():
