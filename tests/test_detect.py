@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from restore.cli import main
 from restore.detect.detector import Detector, core_tiles, sensitivity_threshold
-from restore.detect.model import DamageNet, DetectorConfig, average_views, grow, tophat_cues
+from restore.detect.model import DamageNet, DetectorConfig, average_views, grow, tophat_cues, turn
 from restore.detect.synth import DAMAGE_TYPES, paint_damage
 from restore.detect.train import (
     DetectTrainConfig,
@@ -168,12 +168,14 @@ def test_tiles_agree_closely_with_one_pass(tiny_detector, photo):
     assert np.abs(whole - tiled).mean() < 0.02
 
 
-def test_views_average_the_flips_each_turned_back():
+def test_views_average_the_turned_copies_each_turned_back():
     x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
-    assert torch.equal(average_views(lambda v: v * 2, x, 4), x * 2)  # flipping back undoes each flip
-    # Something that depends on orientation (the top-left pixel) is averaged over the views.
-    corner = average_views(lambda v: v[..., :1, :1].expand_as(v), x, 3)
-    assert torch.allclose(corner[0, 0, 0, 0], (x[0, 0, 0, 0] + x[0, 0, 0, 4] + x[0, 0, 3, 0]) / 3)
+    assert torch.equal(average_views(lambda v: v * 2, x, 4), x * 2)  # turning back undoes each view
+    assert [turn(x, view).shape[-2:] for view in range(4)] == [(4, 5), (5, 4), (4, 5), (4, 5)]
+    # Something that depends on orientation (the top-left pixel) is averaged over the views:
+    # as is and transposed it is x[0, 0], mirrored x[0, -1], upside down x[-1, 0].
+    corner = average_views(lambda v: v[..., :1, :1].expand_as(v), x, 4)
+    assert torch.allclose(corner[0, 0, 2, 2], (2 * x[0, 0, 0, 0] + x[0, 0, 0, 4] + x[0, 0, 3, 0]) / 4)
     with pytest.raises(ValueError):
         average_views(lambda v: v, x, 5)
 
@@ -290,7 +292,7 @@ def test_calibration_sees_the_photos_as_the_detector_will_average_them(photo):
     image = photo[:96, :128]
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(127.5).sub(1)
     with torch.no_grad():
-        passes = [torch.sigmoid(model(x.flip(d)).flip(d))[0, 0].numpy() for d in ((), (3,), (2,), (2, 3))]
+        passes = [turn(torch.sigmoid(model(turn(x, v))), v)[0, 0].numpy() for v in range(4)]
         three = whole_photo_probabilities(model, image, torch.device("cpu"), views=3)
     assert np.allclose(three, np.mean(passes[:3], 0), atol=1e-6)
     assert not np.allclose(three, passes[0], atol=1e-4)

@@ -70,8 +70,8 @@ def detector_options(func: Callable) -> Callable:
         click.option("--sensitivity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
                      help="Higher finds fainter damage but flags more that is not; lower the opposite."),
         click.option("--detector-views", type=click.IntRange(1, 4), default=None,
-                     help="Flipped views of each tile the detector averages (as is, mirrored, upside down, "
-                          "both) [default: what its weights say, 3 for the preview]. Fewer are faster and "
+                     help="Views of each tile the detector averages (as is, transposed, mirrored, upside "
+                          "down) [default: what its weights say, 3 for the preview]. Fewer are faster and "
                           "flag more of a clean photo; each count has its own calibrated threshold."),
     ]
     for option in reversed(options):

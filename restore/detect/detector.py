@@ -11,8 +11,8 @@ cannot tell damage from a flat part of the scene. The photo is also scanned shru
 ``coarse_side`` px on its short side, where such damage fits the network's view, and what
 it flags there with high confidence (``coarse_threshold``) is added.
 
-Each tile is seen in several flipped views (as is, mirrored, upside down) and the
-probabilities averaged: the network's confident false alarms on scene content it never
+Each tile is seen in several views (as is, transposed, mirrored) and the probabilities
+averaged: the network's confident false alarms on scene content it never
 trained on come and go with the orientation, damage is found in every view. The weights
 file says how many views its threshold was calibrated for; tiles where the first view
 flags nothing near the threshold skip the others.
@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from restore.detect.model import VIEWS
+from restore.detect.model import VIEWS, turn
 from restore.detect.weights import load_detector
 from restore.inpaint.composite import to_colour
 from restore.inpaint.device import cpu_has_fast_bf16, pick_device
@@ -68,7 +68,7 @@ class Detector:
         self.model = load_detector(model, self.device).to(memory_format=torch.channels_last)
         if self.dtype == torch.float16:
             self.model.half()
-        # Flipped views averaged per tile (None: as many as the weights file says), with the
+        # Views averaged per tile (None: as many as the weights file says), with the
         # threshold calibrated for that many (a file without per-view ones has a single one).
         self.views = int(views or getattr(self.model, "views", 1))
         if not 1 <= self.views <= len(VIEWS):
@@ -107,7 +107,7 @@ class Detector:
     @torch.inference_mode()
     def _scan(self, colours: list[np.ndarray], threshold: float) -> list[np.ndarray]:
         """The network's probabilities over float RGB images at their own size, in tiles, each
-        tile averaged over ``self.views`` flips of itself.
+        tile averaged over ``self.views`` views of itself (``VIEWS``).
 
         The extra views run only on tiles where the first could still take the average above
         ``threshold`` (it is at most 1 in every other view), so a clean region costs one pass
@@ -144,9 +144,9 @@ class Detector:
                                 if (prob[j, inner.y0 : inner.y1, inner.x0 : inner.x1] > bound).any()]
                     if doubtful:
                         part = x[doubtful]
-                        extra = sum(self._run(part.flip(dims)).flip(dims) for dims in VIEWS[1 : self.views])
-                        extra = extra[:, 0]
-                        prob[doubtful] = (prob[doubtful] + extra) / self.views
+                        extra = sum(turn(self._run(turn(part, view).contiguous(
+                            memory_format=torch.channels_last)), view) for view in range(1, self.views))
+                        prob[doubtful] = (prob[doubtful] + extra[:, 0]) / self.views
                 prob = prob[:, :h, :w].cpu().numpy()
                 for (i, box, _, _), inner, p in zip(chunk, inners, prob, strict=True):
                     outputs[i][box.slices] = p[inner.slices]

@@ -148,21 +148,35 @@ class DamageNet(nn.Module):
         return y
 
 
-VIEWS = ((), (3,), (2,), (2, 3))  # flipped views: as is, mirrored, upside down, both (dims of N x C x H x W)
+# The views a detector can average, in the order they are added: as is, transposed (rows and
+# columns swapped), mirrored, upside down. The transpose comes first because it changes the most:
+# it turns horizontal structure vertical (docs/MODEL.md, session 16).
+VIEWS = ("as is", "transposed", "mirrored", "upside down")
+
+
+def turn(x: torch.Tensor, view: int) -> torch.Tensor:
+    """``x`` (... x H x W) seen in ``VIEWS[view]``; each view is its own inverse."""
+    if view == 1:
+        return x.transpose(-2, -1)
+    if view == 2:
+        return x.flip(-1)
+    if view == 3:
+        return x.flip(-2)
+    return x
 
 
 def average_views(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: int) -> torch.Tensor:
-    """``run(x)`` averaged over the first ``views`` flips of ``x``, each flipped back.
+    """``run(x)`` averaged over the first ``views`` of ``VIEWS``, each turned back.
 
     Why: the detector's confident false alarms on unseen scene content depend on the
     orientation it sees it in, while damage is found in any; averaging the views lowers false
-    alarms far more than hits (docs/MODEL.md, session 16). A flip costs nothing but a pass.
+    alarms far more than hits (docs/MODEL.md, session 16). A view costs nothing but a pass.
     """
     if not 1 <= views <= len(VIEWS):
         raise ValueError(f"views must be 1 to {len(VIEWS)}, not {views}")
     total = run(x)
-    for dims in VIEWS[1:views]:
-        total = total + run(x.flip(dims)).flip(dims)
+    for view in range(1, views):
+        total = total + turn(run(turn(x, view)), view)
     return total / views
 
 

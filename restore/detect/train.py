@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from restore.detect.model import VIEWS, DamageNet, DetectorConfig, average_views, grow
+from restore.detect.model import VIEWS, DamageNet, DetectorConfig, average_views, grow, turn
 from restore.detect.synth import paint_damage, vary_content
 from restore.detect.weights import export_detector, load_detector
 from restore.model.weights import save_atomic
@@ -70,7 +70,7 @@ class DetectTrainConfig:
     log_every: int = 20
     workers: int | None = None  # batch-making processes; None: 0 on CPU, up to 8 on a GPU
     ema_decay: float = 0.999  # the exported detector is this moving average of the weights (0: the last)
-    views: int = 3  # flipped views the exported detector averages; its threshold is calibrated for them
+    views: int = 3  # views the exported detector averages by default (thresholds are calibrated for 1-4)
     detector: DetectorConfig = DetectorConfig()
 
 
@@ -180,23 +180,23 @@ CLEAN_FLAG_TARGET = 0.0005  # at sensitivity 0.5, flag at most this fraction of 
 
 
 def whole_photo_probabilities(model: DamageNet, photo: np.ndarray, device: torch.device,
-                              views: int = 1, flip: tuple[int, ...] = ()) -> np.ndarray:
+                              views: int = 1, view: int = 0) -> np.ndarray:
     """Damage probability for a whole RGB photo (cropped to the network's multiple), H x W,
-    averaged over ``views`` flips as ``Detector`` does (or seen once, flipped along ``flip``)."""
+    averaged over ``views`` views as ``Detector`` does (or seen once, in ``VIEWS[view]``)."""
     h, w = (s - s % model.multiple for s in photo.shape[:2])
     x = torch.from_numpy(photo[:h, :w]).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
-    x = x.flip(flip)
+    x = turn(x, view)
 
     def run(v: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(model(v).float())
 
-    return average_views(run, x, views).flip(flip)[0, 0].cpu().numpy()
+    return turn(average_views(run, x, views), view)[0, 0].cpu().numpy()
 
 
 @torch.no_grad()
 def calibrate_thresholds(model: DamageNet, photos: list[np.ndarray], device: torch.device,
                          count: int = 40, target: float = CLEAN_FLAG_TARGET) -> dict[int, float]:
-    """For each number of flipped views (1 to 4), the probability threshold that flags at most
+    """For each number of views (1 to 4, ``VIEWS``), the probability threshold that flags at most
     ``target`` of the pixels of clean photos when the detector averages that many views.
 
     Measured on (a spread of) the training photos as they are, never on evaluation data. Never
@@ -209,7 +209,7 @@ def calibrate_thresholds(model: DamageNet, photos: list[np.ndarray], device: tor
     picks = photos[:: max(1, len(photos) // count)][:count]
     probs: dict[int, list[np.ndarray]] = {views: [] for views in range(1, len(VIEWS) + 1)}
     for photo in picks:
-        passes = [whole_photo_probabilities(model, photo, device, views=1, flip=dims) for dims in VIEWS]
+        passes = [whole_photo_probabilities(model, photo, device, view=view) for view in range(len(VIEWS))]
         for views in probs:
             probs[views].append(np.mean(passes[:views], 0).ravel())
     model.train(was_training)

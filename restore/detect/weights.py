@@ -45,7 +45,7 @@ def load_detector(path: str | os.PathLike | None = None, device: str | torch.dev
     model.load_state_dict(state)
     # The probability that sensitivity 0.5 stands for, calibrated on clean training photos.
     model.threshold = float(meta.get("threshold", 0.5))
-    # How many flipped views the detector averages by default (the threshold is for this many),
+    # How many views the detector averages by default (the threshold is for this many),
     # and the thresholds calibrated for each number of views (files from before session 16: none).
     model.views = int(meta.get("views", 1))
     model.thresholds = {int(k): float(v) for k, v in meta.get("thresholds", {}).items()}
