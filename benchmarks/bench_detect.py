@@ -61,7 +61,7 @@ def main() -> None:
     image = scan(width, height, args.seed, damaged=not args.clean)
     detector = Detector(args.detector, device=args.device)
     ours = timed(args.repeats, lambda: detector.detect([image]), warmup=True)
-    # The flipped views' cost, in the same run: the same weights seen once.
+    # The extra views' cost, in the same run: the same weights seen once.
     single = Detector(args.detector, device=args.device, views=1)
     once = timed(args.repeats, lambda: single.detect([image]), warmup=True) if detector.views > 1 else ours
     classic = timed(args.repeats, lambda: median_residual(image), warmup=True)

@@ -200,9 +200,8 @@ def calibrate_thresholds(model: DamageNet, photos: list[np.ndarray], device: tor
     ``target`` of the pixels of clean photos when the detector averages that many views.
 
     Measured on (a spread of) the training photos as they are, never on evaluation data. Never
-    below 0.5: calibration only makes the detector stricter than the network's own decision.
-    Never above 0.99 either: a network that is that sure of a clean pixel is not made quieter by
-    a stricter threshold, only deafer.
+    below 0.5: calibration only makes the detector stricter than the network's own decision;
+    never above 0.99.
     """
     was_training = model.training
     model.eval()
