@@ -178,6 +178,8 @@ def test_views_average_the_turned_copies_each_turned_back():
     assert torch.allclose(corner[0, 0, 2, 2], (2 * x[0, 0, 0, 0] + x[0, 0, 0, 4] + x[0, 0, 3, 0]) / 4)
     with pytest.raises(ValueError):
         average_views(lambda v: v, x, 5)
+    with pytest.raises(ValueError):
+        turn(x, 4)
 
 
 def test_extra_views_skip_only_tiles_that_cannot_pass_the_threshold(tiny_detector, photo):

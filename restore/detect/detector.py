@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from restore.detect.model import VIEWS, turn
+from restore.detect.model import VIEWS, average_views
 from restore.detect.weights import load_detector
 from restore.inpaint.composite import to_colour
 from restore.inpaint.device import cpu_has_fast_bf16, pick_device
@@ -138,22 +138,22 @@ class Detector:
                 x = (x * 2 - 1).to(self.device, io_dtype).contiguous(memory_format=torch.channels_last)
                 inners = [Box(box.y0 - window.y0, box.x0 - window.x0, box.y1 - window.y0, box.x1 - window.x0)
                           for _, box, window, _ in chunk]
-                prob = self._run(x)[:, 0]
+                prob = self._run(x)
                 if self.views > 1:
                     doubtful = [j for j, inner in enumerate(inners)
-                                if (prob[j, inner.y0 : inner.y1, inner.x0 : inner.x1] > bound).any()]
+                                if (prob[j, 0, inner.y0 : inner.y1, inner.x0 : inner.x1] > bound).any()]
                     if doubtful:
-                        part = x[doubtful]
-                        extra = sum(turn(self._run(turn(part, view).contiguous(
-                            memory_format=torch.channels_last)), view) for view in range(1, self.views))
-                        prob[doubtful] = (prob[doubtful] + extra[:, 0]) / self.views
-                prob = prob[:, :h, :w].cpu().numpy()
+                        prob[doubtful] = average_views(self._run, x[doubtful], self.views,
+                                                       first=prob[doubtful])
+                prob = prob[:, 0, :h, :w].cpu().numpy()
                 for (i, box, _, _), inner, p in zip(chunk, inners, prob, strict=True):
                     outputs[i][box.slices] = p[inner.slices]
         return outputs
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        """Probabilities (N x 1 x H x W, float32, on the device) for a prepared batch."""
+        """Probabilities (N x 1 x H x W, float32, on the device) for a prepared batch (or a
+        turned view of one: made channels-last again)."""
+        x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16):
             return torch.sigmoid(self.model(x).float())
 

@@ -157,17 +157,21 @@ VIEWS = ("as is", "transposed", "mirrored", "upside down")
 
 def turn(x: torch.Tensor, view: int) -> torch.Tensor:
     """``x`` (... x H x W) seen in ``VIEWS[view]``; each view is its own inverse."""
+    if view == 0:
+        return x
     if view == 1:
         return x.transpose(-2, -1)
     if view == 2:
         return x.flip(-1)
     if view == 3:
         return x.flip(-2)
-    return x
+    raise ValueError(f"no view {view}; there are {len(VIEWS)}")
 
 
-def average_views(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: int) -> torch.Tensor:
-    """``run(x)`` averaged over the first ``views`` of ``VIEWS``, each turned back.
+def average_views(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: int,
+                  first: torch.Tensor | None = None) -> torch.Tensor:
+    """``run(x)`` averaged over the first ``views`` of ``VIEWS``, each turned back (``first``:
+    ``run(x)`` already computed).
 
     Why: the detector's confident false alarms on unseen scene content depend on the
     orientation it sees it in, while damage is found in any; averaging the views lowers false
@@ -175,7 +179,7 @@ def average_views(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
     """
     if not 1 <= views <= len(VIEWS):
         raise ValueError(f"views must be 1 to {len(VIEWS)}, not {views}")
-    total = run(x)
+    total = run(x) if first is None else first
     for view in range(1, views):
         total = total + turn(run(turn(x, view)), view)
     return total / views
