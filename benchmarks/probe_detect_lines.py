@@ -1,0 +1,74 @@
+"""Which lines does the detector find? Recall of one drawn line by width, softness and tone.
+
+A quality probe, not a timing: the exam (`restore eval --task detect`) mixes every kind of
+scratch, so it says how much is missed but not which. Here each photo gets one straight
+line (seeded position and angle, 0.8 of the photo's long side) of a given width in pixels,
+Gaussian softness and tone (near-black or near-white), and recall is counted on the pixels
+that the line covers by more than 35% *and* changes by more than 25 levels (so a white line
+on a white wall does not count as missed).
+
+    python benchmarks/probe_detect_lines.py ../shared/data/val --detector preview
+    python benchmarks/probe_detect_lines.py ../shared/data/val --views 1 --widths 1,2,4,7 --sigmas 0,0.8,1.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+
+import cv2
+import numpy as np
+
+from restore.detect.detector import Detector
+from restore.eval.protocol import find_photos
+from restore.inpaint.composite import to_colour
+from restore.io.images import read_image
+
+VISIBLE = 0.1  # a counted pixel changes by more than this (0-1 scale, largest channel)
+
+
+def draw_line(photo: np.ndarray, seed: int, width: int, sigma: float,
+              tone: float) -> tuple[np.ndarray, np.ndarray]:
+    """The photo (float RGB 0-1) with one line over it, as uint8, and the pixels that count."""
+    rng = np.random.default_rng(seed)
+    h, w = photo.shape[:2]
+    angle = rng.uniform(0, np.pi)
+    cx, cy, half = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h, 0.4 * max(h, w)
+    dx, dy = half * np.cos(angle), half * np.sin(angle)
+    cover = np.zeros((h, w), np.float32)
+    cv2.line(cover, (int(cx - dx), int(cy - dy)), (int(cx + dx), int(cy + dy)), 1.0, width, cv2.LINE_AA)
+    if sigma:
+        cover = cv2.GaussianBlur(cover, (0, 0), sigma)
+    lined = photo * (1 - cover[..., None]) + tone * cover[..., None]
+    counted = (cover > 0.35) & (np.abs(lined - photo).max(2) > VISIBLE)
+    return (lined * 255 + 0.5).astype(np.uint8), counted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("data", help="folder of clean photos (e.g. ../shared/data/val)")
+    parser.add_argument("--detector", default="preview")
+    parser.add_argument("--views", type=int, default=None, help="default: the weights file's")
+    parser.add_argument("--widths", default="1,3")
+    parser.add_argument("--sigmas", default="0,0.8")
+    parser.add_argument("--tones", default="0.05,0.95", help="line tones, 0 black to 1 white")
+    parser.add_argument("--every", type=int, default=2, help="use every Nth photo (sorted)")
+    args = parser.parse_args()
+    detector = Detector(args.detector, views=args.views)
+    photos = [to_colour(read_image(path).pixels).astype(np.float32)
+              for path, _ in find_photos(args.data)][:: args.every]
+    print(f"{len(photos)} photos, {detector.views} view(s)")
+    print("width  softness  tone  recall")
+    for width, sigma, tone in itertools.product([int(v) for v in args.widths.split(",")],
+                                                [float(v) for v in args.sigmas.split(",")],
+                                                [float(v) for v in args.tones.split(",")]):
+        found = counted_total = 0
+        for seed, photo in enumerate(photos):
+            lined, counted = draw_line(photo, seed, width, sigma, tone)
+            found += int(detector.detect([lined])[0][counted].sum())
+            counted_total += int(counted.sum())
+        print(f"{width:5d}  {sigma:8.1f}  {tone:4.2f}  {found / max(counted_total, 1):.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
