@@ -62,8 +62,10 @@ def main() -> None:
     detector = Detector(args.detector, device=args.device)
     ours = timed(args.repeats, lambda: detector.detect([image]), warmup=True)
     # The extra views' cost, in the same run: the same weights seen once.
-    single = Detector(args.detector, device=args.device, views=1) if detector.views > 1 else detector
-    once = timed(args.repeats, lambda: single.detect([image]), warmup=True) if detector.views > 1 else ours
+    once = ours
+    if detector.views > 1:
+        single = Detector(args.detector, device=args.device, views=1)
+        once = timed(args.repeats, lambda: single.detect([image]), warmup=True)
     classic = timed(args.repeats, lambda: median_residual(image), warmup=True)
     flagged = float(detector.detect([image])[0].mean())
     mp = width * height / 1e6
