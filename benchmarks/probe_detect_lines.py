@@ -7,8 +7,15 @@ Gaussian softness and tone (near-black or near-white), and recall is counted on 
 that the line covers by more than 35% *and* changes by more than 25 levels (so a white line
 on a white wall does not count as missed).
 
+With `--behind`, each line is drawn as the training synthesiser draws a power line: seen only
+against the photo's open, smooth parts (sky, walls) and passing behind everything else
+(`restore.detect.synth.open_background`). Such a line is scene content, so the share found
+should be low; the same definition trains the detector, so this checks that it learnt the
+difference, not that it leaves every real wire alone.
+
     python benchmarks/probe_detect_lines.py ../shared/data/val --detector preview
     python benchmarks/probe_detect_lines.py ../shared/data/val --views 1 --widths 1,2,4,7 --sigmas 0,0.8,1.5
+    python benchmarks/probe_detect_lines.py ../shared/data/val --behind --tones 0.05
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import cv2
 import numpy as np
 
 from restore.detect.detector import Detector
+from restore.detect.synth import open_background
 from restore.eval.protocol import find_photos
 from restore.inpaint.composite import to_colour
 from restore.io.images import read_image
@@ -27,9 +35,10 @@ from restore.io.images import read_image
 VISIBLE = 0.1  # a counted pixel changes by more than this (0-1 scale, largest channel)
 
 
-def draw_line(photo: np.ndarray, seed: int, width: int, sigma: float,
-              tone: float) -> tuple[np.ndarray, np.ndarray]:
-    """The photo (float RGB 0-1) with one line over it, as uint8, and the pixels that count."""
+def draw_line(photo: np.ndarray, seed: int, width: int, sigma: float, tone: float,
+              behind: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The photo (float RGB 0-1) with one line over it (``behind``: behind all but its open,
+    smooth parts), as uint8, and the pixels that count."""
     rng = np.random.default_rng(seed)
     h, w = photo.shape[:2]
     angle = rng.uniform(0, np.pi)
@@ -39,6 +48,8 @@ def draw_line(photo: np.ndarray, seed: int, width: int, sigma: float,
     cv2.line(cover, (int(cx - dx), int(cy - dy)), (int(cx + dx), int(cy + dy)), 1.0, width, cv2.LINE_AA)
     if sigma:
         cover = cv2.GaussianBlur(cover, (0, 0), sigma)
+    if behind:
+        cover *= open_background(photo, rng)
     lined = photo * (1 - cover[..., None]) + tone * cover[..., None]
     counted = (cover > 0.35) & (np.abs(lined - photo).max(2) > VISIBLE)
     return (lined * 255 + 0.5).astype(np.uint8), counted
@@ -53,18 +64,20 @@ def main() -> None:
     parser.add_argument("--sigmas", default="0,0.8")
     parser.add_argument("--tones", default="0.05,0.95", help="line tones, 0 black to 1 white")
     parser.add_argument("--every", type=int, default=2, help="use every Nth photo (sorted)")
+    parser.add_argument("--behind", action="store_true",
+                        help="lines pass behind the scene like power lines (should not be found)")
     args = parser.parse_args()
     detector = Detector(args.detector, views=args.views)
     photos = [to_colour(read_image(path).pixels).astype(np.float32)
               for path, _ in find_photos(args.data)][:: args.every]
     print(f"{len(photos)} photos, {detector.views} view(s)")
-    print("width  softness  tone  recall")
+    print("width  softness  tone  " + ("flagged" if args.behind else "recall"))
     for width, sigma, tone in itertools.product([int(v) for v in args.widths.split(",")],
                                                 [float(v) for v in args.sigmas.split(",")],
                                                 [float(v) for v in args.tones.split(",")]):
         found = counted_total = 0
         for seed, photo in enumerate(photos):
-            lined, counted = draw_line(photo, seed, width, sigma, tone)
+            lined, counted = draw_line(photo, seed, width, sigma, tone, args.behind)
             found += int(detector.detect([lined])[0][counted].sum())
             counted_total += int(counted.sum())
         print(f"{width:5d}  {sigma:8.1f}  {tone:4.2f}  {found / max(counted_total, 1):.2f}", flush=True)

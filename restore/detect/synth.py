@@ -205,14 +205,35 @@ TYPE_MIX = {"scratch": 0.3, "dust": 0.25, "hair": 0.1, "crease": 0.1, "tear": 0.
 # -- hard negatives: scene content that looks like damage ------------------------------------------
 
 
+# Power lines are seen only against open, smooth parts of the scene (sky, walls) and pass
+# behind everything else, as real wires do; a scratch lies on top of the print and crosses
+# anything. Painted over everything, a wire is a dark scratch with the label taken away.
+WIRES_BEHIND_SCENE = True
+
+
+def open_background(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Where ``img`` (H x W x 3 float, 0-1) is smooth enough for a wire to be seen against:
+    low local contrast over a 7 x 7 window, opened so that small gaps in texture do not count;
+    soft-edged (H x W float32 in [0, 1])."""
+    grey = img.mean(2).astype(np.float32)
+    mean = cv2.blur(grey, (7, 7))
+    std = np.sqrt(np.maximum(cv2.blur(grey * grey, (7, 7)) - mean * mean, 0))
+    smooth = (std < rng.uniform(0.015, 0.04)).astype(np.uint8)
+    smooth = cv2.morphologyEx(smooth, cv2.MORPH_OPEN, np.ones((9, 9), np.uint8))
+    return cv2.GaussianBlur(smooth.astype(np.float32), (0, 0), 0.7)
+
+
 def _negative_lines(img: np.ndarray, rng: np.random.Generator, scale: float) -> None:
-    """Power lines (long, gently sagging) and branches (short, forking), in a scene colour."""
+    """Power lines (long, gently sagging, behind the scene) and branches (short, forking), in a
+    scene colour."""
     h, w = img.shape[:2]
     cov = np.zeros((h, w), np.float32)
     if rng.random() < 0.5:
         for _ in range(int(rng.integers(1, 5))):
             pts = _curve(rng, h, w, 2.0 * max(h, w), rng.uniform(0.0, 0.1))
             _draw_polyline(cov, pts, max(1, int(round(rng.uniform(0.7, 2) * scale))))
+        if WIRES_BEHIND_SCENE:
+            cov *= open_background(img, rng)
     else:
         stack = [(rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, 2 * np.pi), 3.0 * scale, 0)]
         while stack:
