@@ -223,27 +223,36 @@ def open_background(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.GaussianBlur(smooth.astype(np.float32), (0, 0), 0.7)
 
 
-def _negative_lines(img: np.ndarray, rng: np.random.Generator, scale: float) -> None:
-    """Power lines (long, gently sagging, behind the scene) and branches (short, forking), in a
-    scene colour."""
+def power_lines(img: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarray:
+    """Coverage (H x W float32) of long, gently sagging wires across ``img``; with
+    ``WIRES_BEHIND_SCENE``, only where it is open and smooth enough to see them against."""
     h, w = img.shape[:2]
     cov = np.zeros((h, w), np.float32)
-    if rng.random() < 0.5:
-        for _ in range(int(rng.integers(1, 5))):
-            pts = _curve(rng, h, w, 2.0 * max(h, w), rng.uniform(0.0, 0.1))
-            _draw_polyline(cov, pts, max(1, int(round(rng.uniform(0.7, 2) * scale))))
-        if WIRES_BEHIND_SCENE:
-            cov *= open_background(img, rng)
-    else:
-        stack = [(rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, 2 * np.pi), 3.0 * scale, 0)]
-        while stack:
-            x, y, angle, width, depth = stack.pop()
-            length = rng.uniform(20, 70) * scale / (1 + depth)
-            nx, ny = x + length * np.cos(angle), y + length * np.sin(angle)
-            _draw_polyline(cov, np.array([[x, y], [nx, ny]]), max(1, int(round(width))))
-            if depth < 4:
-                for _ in range(int(rng.integers(1, 3))):
-                    stack.append((nx, ny, angle + rng.normal(0, 0.6), width * 0.7, depth + 1))
+    for _ in range(int(rng.integers(1, 5))):
+        pts = _curve(rng, h, w, 2.0 * max(h, w), rng.uniform(0.0, 0.1))
+        _draw_polyline(cov, pts, max(1, int(round(rng.uniform(0.7, 2) * scale))))
+    return cov * open_background(img, rng) if WIRES_BEHIND_SCENE else cov
+
+
+def _branches(h: int, w: int, rng: np.random.Generator, scale: float) -> np.ndarray:
+    """Coverage (H x W float32) of one forking branch, thinning at each fork."""
+    cov = np.zeros((h, w), np.float32)
+    stack = [(rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, 2 * np.pi), 3.0 * scale, 0)]
+    while stack:
+        x, y, angle, width, depth = stack.pop()
+        length = rng.uniform(20, 70) * scale / (1 + depth)
+        nx, ny = x + length * np.cos(angle), y + length * np.sin(angle)
+        _draw_polyline(cov, np.array([[x, y], [nx, ny]]), max(1, int(round(width))))
+        if depth < 4:
+            for _ in range(int(rng.integers(1, 3))):
+                stack.append((nx, ny, angle + rng.normal(0, 0.6), width * 0.7, depth + 1))
+    return cov
+
+
+def _negative_lines(img: np.ndarray, rng: np.random.Generator, scale: float) -> None:
+    """Power lines or branches, in a scene colour."""
+    h, w = img.shape[:2]
+    cov = power_lines(img, rng, scale) if rng.random() < 0.5 else _branches(h, w, rng, scale)
     cov = cv2.GaussianBlur(cov, (0, 0), rng.uniform(0.5, 1.2))  # the scene's own softness
     colour = np.full(3, rng.uniform(0.0, 0.35), np.float32) * rng.uniform(0.8, 1.2, 3).astype(np.float32)
     img[:] = img * (1 - cov[..., None]) + colour * cov[..., None]
