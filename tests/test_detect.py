@@ -14,7 +14,15 @@ from torch.nn import functional as F
 
 from restore.cli import main
 from restore.detect.detector import Detector, core_tiles, sensitivity_threshold
-from restore.detect.model import DamageNet, DetectorConfig, average_views, grow, tophat_cues, turn
+from restore.detect.model import (
+    DamageNet,
+    DetectorConfig,
+    average_views,
+    channel_tophat_cues,
+    grow,
+    tophat_cues,
+    turn,
+)
 from restore.detect.synth import DAMAGE_TYPES, open_background, paint_damage, power_lines
 from restore.detect.train import (
     DetectTrainConfig,
@@ -154,6 +162,39 @@ def test_a_detector_grown_with_tophat_cues_starts_unchanged_and_learns_to_use_th
     out = str(tmp_path / "e.pt")
     assert _run("train", str(data), "--tophat", "6", "--out", out, "--task", "detect")[0] == 2  # even
     assert _run("train", str(data), "--tophat", "7", "--out", out)[0] == 2  # not for the inpainter
+
+
+def test_channel_cues_light_up_a_coloured_line_that_luminance_cues_miss():
+    # a green line on a grey picture, as bright as the grey around it
+    image = torch.full((1, 3, 48, 64), 0.1)
+    image[0, :, 20, 5:60] = torch.tensor([-0.2, 0.7, -0.2])[:, None]
+    assert tophat_cues(image, 7)[0, :, 20, 30].abs().max() < 0.05
+    cues = channel_tophat_cues(image, 7)[0]
+    assert cues.shape == (2, 48, 64) and (cues >= 0).all()
+    assert cues[0, 20, 30] > 1.0 and cues[1, 20, 30] > 0.5  # brighter in green, darker in red and blue
+    assert cues[:, 35, 30].abs().max() == 0  # nothing off the line
+    grey = torch.rand(2, 1, 40, 56).repeat(1, 3, 1, 1) * 2 - 1  # on a grey picture: the luminance cues
+    assert torch.equal(channel_tophat_cues(grey, 7), tophat_cues(grey, 7))
+
+
+def test_a_detector_grown_with_channel_cues_starts_unchanged_and_learns_to_use_them(tmp_path, tiny_detector,
+                                                                                    photo):
+    with_tophat = grow(load_detector(tiny_detector), 0, tophat=7).eval()
+    big = grow(with_tophat, 0, channel_cues=True).eval()
+    x = torch.rand(2, 3, 64, 80) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(with_tophat(x), big(x))
+    assert big.config.channel_cues and big.config.tophat == 7
+    with pytest.raises(ValueError):
+        grow(big, 0, channel_cues=False)
+    with pytest.raises(ValueError):
+        grow(load_detector(tiny_detector), 0, channel_cues=True)  # no top-hat window to use
+    trained, data = _grown_by_training(tmp_path, photo, tiny_detector, "--tophat", "7", "--channel-cues")
+    assert trained.config.channel_cues
+    assert trained.stem[0][0].weight[:, -2:].abs().sum() > 0  # the new cues' weights moved off zero
+    out = str(tmp_path / "e.pt")
+    assert _run("train", str(data), "--channel-cues", "--out", out, "--task", "detect")[0] == 2  # no window
+    assert _run("train", str(data), "--channel-cues", "--tophat", "7", "--out", out)[0] == 2  # inpainter
 
 
 def test_core_tiles_cover_every_pixel_once():

@@ -54,6 +54,9 @@ metrics, in the same format as a one-device run, so either resumes the other."""
               help="--task detect: feed the network the white and black top-hat of the luminance over "
                    "an N x N window beside the pixels (0: off; try 7); with --init a detector without "
                    "them grows their inputs, starting at zero weight.")
+@click.option("--channel-cues", is_flag=True,
+              help="--task detect: also feed each colour channel's strongest top-hat (finds coloured "
+                   "and mid-grey lines); needs --tophat or an --init detector that has it.")
 @click.option("--lr", type=float, default=None,
               help="Learning rate [default: 5e-4 inpaint (the discriminator takes 0.4x), 2e-3 detect]; "
                    "on --resume it replaces the saved one, so a run can be annealed.")
@@ -98,8 +101,8 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   resume: bool, init: str | None,
                   steps: int, minutes: float | None, batch_size: int | None, crop: int, device: str,
                   checkpoint_minutes: float, sample_every: int, log_every: int,
-                  base_channels: int | None, blocks: int | None, tophat: int, lr: float | None,
-                  prefill: bool | None,
+                  base_channels: int | None, blocks: int | None, tophat: int, channel_cues: bool,
+                  lr: float | None, prefill: bool | None,
                   padding: str | None, perceptual_weight: float, adv_weight: float, fm_weight: float,
                   r1_weight: float,
                   hole_lowpass: int, hole_pixel_weight: float, hole_border: float, fake_patches: str,
@@ -126,12 +129,17 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         raise click.BadParameter("only with --task detect", param_hint="--tophat")
     if tophat and tophat % 2 == 0:
         raise click.BadParameter("must be odd", param_hint="--tophat")
+    if channel_cues and task != "detect":
+        raise click.BadParameter("only with --task detect", param_hint="--channel-cues")
+    if channel_cues and not (tophat or init or resume):
+        raise click.BadParameter("needs --tophat (the cues' window)", param_hint="--channel-cues")
     if labels is not None and task != "detect":
         raise click.BadParameter("only with --task detect", param_hint="--labels")
     if task == "detect":
         _train_detector(data, labels, out, work_dir, resume, init, steps, minutes, batch_size or 16, crop,
                         pick_device(device), checkpoint_minutes, sample_every, log_every, seed, quiet,
-                        lr=lr or 2e-3, workers=workers, context=blocks, tophat=tophat)
+                        lr=lr or 2e-3, workers=workers, context=blocks, tophat=tophat,
+                        channel_cues=channel_cues)
         return
     batch_size = batch_size or 8
     dev = distributed.local_device(pick_device(device))  # cuda:LOCAL_RANK under torchrun
@@ -163,7 +171,7 @@ def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path |
                     init: str | None, steps: int, minutes: float | None, batch_size: int, crop: int,
                     device: object, checkpoint_minutes: float, sample_every: int, log_every: int,
                     seed: int, quiet: bool, lr: float, workers: int | None, context: int | None,
-                    tophat: int) -> None:
+                    tophat: int, channel_cues: bool) -> None:
     from restore.detect.model import DetectorConfig
     from restore.detect.train import DetectTrainConfig, train_detector
     from restore.detect.weights import default_detector_path, resolve_detector_path
@@ -179,7 +187,7 @@ def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path |
         resume=resume, init=init_path, steps=steps, minutes=minutes, batch_size=batch_size, crop=crop,
         device=str(device), seed=seed, checkpoint_minutes=checkpoint_minutes, sample_every=sample_every,
         log_every=log_every, lr=lr, workers=workers,
-        detector=DetectorConfig(context=context or 0, tophat=tophat),
+        detector=DetectorConfig(context=context or 0, tophat=tophat, channel_cues=channel_cues),
     )
     with TrainProgress(total_steps=steps, quiet=quiet) as progress:
         train_detector(cfg, on_log=progress.update)

@@ -29,6 +29,7 @@ class DetectorConfig:
     refine: int = 8  # channels of the full-resolution refinement (0: none)
     context: int = 0  # residual blocks of dilated convs at 1/16 resolution, after the encoder
     tophat: int = 0  # window of the top-hat cues fed beside the pixels (0: none); see ``tophat_cues``
+    channel_cues: bool = False  # two more cues: each colour channel's top-hat (``channel_tophat_cues``)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "widths": list(self.widths)}
@@ -36,7 +37,8 @@ class DetectorConfig:
     @classmethod
     def from_dict(cls, data: dict) -> DetectorConfig:
         return cls(widths=tuple(data["widths"]), fold=int(data["fold"]), refine=int(data.get("refine", 0)),
-                   context=int(data.get("context", 0)), tophat=int(data.get("tophat", 0)))
+                   context=int(data.get("context", 0)), tophat=int(data.get("tophat", 0)),
+                   channel_cues=bool(data.get("channel_cues", False)))
 
 
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -83,6 +85,23 @@ def tophat_cues(image: torch.Tensor, window: int) -> torch.Tensor:
     return (torch.cat([grey - opened, closed - grey], 1) * 2.0).to(image.dtype)
 
 
+def channel_tophat_cues(image: torch.Tensor, window: int) -> torch.Tensor:
+    """The strongest white and black top-hat over the three colour channels (N x 2 x H x W).
+
+    Why: the luminance cues miss a line as bright as what it crosses, such as a green scratch
+    on a grey print (the preview found a 2 px green line on grey photos 21% of the time, a
+    white one 92%; docs/MODEL.md, session 19). Per channel, such a line is brighter in one
+    channel or darker in another. On a grey image these equal the luminance cues.
+    """
+    n, _, h, w = image.shape
+    planes = image[:, :3].detach().to(torch.bfloat16).reshape(n * 3, 1, h, w).contiguous()
+    opened = _dilate(-_dilate(-planes, window), window)
+    closed = -_dilate(-_dilate(planes, window), window)
+    white = (planes - opened).reshape(n, 3, h, w).amax(1, keepdim=True)
+    black = (closed - planes).reshape(n, 3, h, w).amax(1, keepdim=True)
+    return (torch.cat([white, black], 1) * 2.0).to(image.dtype)
+
+
 class ContextBlock(nn.Module):
     """Two dilated 3x3 convs added to their input. The second BatchNorm's scale starts at zero,
     so a new block passes its input through unchanged: a detector can be made deeper and keep
@@ -109,7 +128,7 @@ class DamageNet(nn.Module):
         self.config = config or DetectorConfig()
         w1, w2, w3 = self.config.widths
         fold = self.config.fold
-        cues = CUES if self.config.tophat else 0
+        cues = CUES * (1 + self.config.channel_cues) if self.config.tophat else 0
         self.stem = nn.Sequential(_conv(3 * fold * fold + cues, w1), _conv(w1, w1))
         self.down1 = nn.Sequential(_conv(w1, w2, stride=2), _conv(w2, w2))
         self.down2 = nn.Sequential(_conv(w2, w3, stride=2), _conv(w3, w3, dilation=2),
@@ -136,7 +155,10 @@ class DamageNet(nn.Module):
         if self.config.tophat:
             # Each block's strongest response: a hairline anywhere in a 4 x 4 block shows, and
             # costs two channels (unfolding the cues like the pixels made a 12 MP scan 1.2x slower).
-            x = torch.cat([x, F.max_pool2d(tophat_cues(image, self.config.tophat), fold)], 1)
+            cues = tophat_cues(image, self.config.tophat)
+            if self.config.channel_cues:
+                cues = torch.cat([cues, channel_tophat_cues(image, self.config.tophat)], 1)
+            x = torch.cat([x, F.max_pool2d(cues, fold)], 1)
         s1 = self.stem(x)
         s2 = self.down1(s1)
         s3 = self.context(self.down2(s2))
@@ -185,9 +207,10 @@ def average_views(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
     return total / views
 
 
-def grow(model: DamageNet, context: int, tophat: int | None = None) -> DamageNet:
-    """A copy of ``model`` with ``context`` context blocks and top-hat cues of window ``tophat``
-    (None: as the model has them).
+def grow(model: DamageNet, context: int, tophat: int | None = None,
+         channel_cues: bool | None = None) -> DamageNet:
+    """A copy of ``model`` with ``context`` context blocks, top-hat cues of window ``tophat`` and
+    per-channel cues if ``channel_cues`` (None: as the model has them).
     Blocks it lacks start as identity and the cues' input weights at zero, so the grown
     network's output is the original's until training changes them."""
     if context < model.config.context:
@@ -195,11 +218,17 @@ def grow(model: DamageNet, context: int, tophat: int | None = None) -> DamageNet
     tophat = model.config.tophat if tophat is None else tophat
     if model.config.tophat and tophat != model.config.tophat:
         raise ValueError(f"the detector already has top-hat cues of window {model.config.tophat}")
-    bigger = DamageNet(replace(model.config, context=context, tophat=tophat))
+    channel_cues = model.config.channel_cues if channel_cues is None else channel_cues
+    if model.config.channel_cues and not channel_cues:
+        raise ValueError("the detector already has per-channel cues")
+    if channel_cues and not tophat:
+        raise ValueError("per-channel cues need the top-hat cues' window")
+    bigger = DamageNet(replace(model.config, context=context, tophat=tophat, channel_cues=channel_cues))
     state = model.state_dict()
-    if tophat and not model.config.tophat:  # the cues' input channels come last, at zero weight
+    added = bigger.stem[0][0].in_channels - model.stem[0][0].in_channels
+    if added:  # the new cues' input channels come last, at zero weight
         old = state["stem.0.0.weight"]
-        state["stem.0.0.weight"] = torch.cat([old, old.new_zeros(old.shape[0], CUES, *old.shape[2:])], 1)
+        state["stem.0.0.weight"] = torch.cat([old, old.new_zeros(old.shape[0], added, *old.shape[2:])], 1)
     missing, unexpected = bigger.load_state_dict(state, strict=False)
     assert not unexpected and all(k.startswith("context.") for k in missing)
     bigger.threshold = getattr(model, "threshold", 0.5)
