@@ -16,6 +16,8 @@ difference, not that it leaves every real wire alone.
     python benchmarks/probe_detect_lines.py ../shared/data/val --detector preview
     python benchmarks/probe_detect_lines.py ../shared/data/val --views 1 --widths 1,2,4,7 --sigmas 0,0.8,1.5
     python benchmarks/probe_detect_lines.py ../shared/data/val --behind --tones 0.05
+    python benchmarks/probe_detect_lines.py ../shared/data/val --grey --widths 2 --sigmas 0 \
+        --tones 0.05,0.95,0.3/0.75/0.3
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from restore.io.images import read_image
 VISIBLE = 0.1  # a counted pixel changes by more than this (0-1 scale, largest channel)
 
 
-def draw_line(photo: np.ndarray, seed: int, width: int, sigma: float, tone: float,
+def draw_line(photo: np.ndarray, seed: int, width: int, sigma: float, tone: float | np.ndarray,
               behind: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The photo (float RGB 0-1) with one line over it (``behind``: behind all but its open,
     smooth parts), as uint8, and the pixels that count."""
@@ -62,7 +64,9 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=None, help="default: the weights file's")
     parser.add_argument("--widths", default="1,3")
     parser.add_argument("--sigmas", default="0,0.8")
-    parser.add_argument("--tones", default="0.05,0.95", help="line tones, 0 black to 1 white")
+    parser.add_argument("--tones", default="0.05,0.95",
+                        help="line tones, 0 black to 1 white, or R/G/B colours (0.3/0.75/0.3: green)")
+    parser.add_argument("--grey", action="store_true", help="make the photos grey first (old prints)")
     parser.add_argument("--every", type=int, default=2, help="use every Nth photo (sorted)")
     parser.add_argument("--behind", action="store_true",
                         help="lines pass behind the scene like power lines (should not be found)")
@@ -70,17 +74,21 @@ def main() -> None:
     detector = Detector(args.detector, views=args.views)
     photos = [to_colour(read_image(path).pixels).astype(np.float32)
               for path, _ in find_photos(args.data)][:: args.every]
+    if args.grey:
+        photos = [np.repeat(photo.mean(2, keepdims=True), 3, 2) for photo in photos]
+    tones = {name: np.array([float(v) for v in name.split("/")], np.float32) if "/" in name else float(name)
+             for name in args.tones.split(",")}
     print(f"{len(photos)} photos, {detector.views} view(s)")
     print("width  softness  tone  " + ("flagged" if args.behind else "recall"))
     for width, sigma, tone in itertools.product([int(v) for v in args.widths.split(",")],
                                                 [float(v) for v in args.sigmas.split(",")],
-                                                [float(v) for v in args.tones.split(",")]):
+                                                tones):
         found = counted_total = 0
         for seed, photo in enumerate(photos):
-            lined, counted = draw_line(photo, seed, width, sigma, tone, args.behind)
+            lined, counted = draw_line(photo, seed, width, sigma, tones[tone], args.behind)
             found += int(detector.detect([lined])[0][counted].sum())
             counted_total += int(counted.sum())
-        print(f"{width:5d}  {sigma:8.1f}  {tone:4.2f}  {found / max(counted_total, 1):.2f}", flush=True)
+        print(f"{width:5d}  {sigma:8.1f}  {tone:>4s}  {found / max(counted_total, 1):.2f}", flush=True)
 
 
 if __name__ == "__main__":
