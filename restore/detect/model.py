@@ -93,12 +93,11 @@ def channel_tophat_cues(image: torch.Tensor, window: int) -> torch.Tensor:
     white one 92%; docs/MODEL.md, session 19). Per channel, such a line is brighter in one
     channel or darker in another. On a grey image these equal the luminance cues.
     """
-    n, _, h, w = image.shape
-    planes = image[:, :3].detach().to(torch.bfloat16).reshape(n * 3, 1, h, w).contiguous()
+    planes = image[:, :3].detach().to(torch.bfloat16).contiguous()
     opened = _dilate(-_dilate(-planes, window), window)
     closed = -_dilate(-_dilate(planes, window), window)
-    white = (planes - opened).reshape(n, 3, h, w).amax(1, keepdim=True)
-    black = (closed - planes).reshape(n, 3, h, w).amax(1, keepdim=True)
+    white = (planes - opened).amax(1, keepdim=True)
+    black = (closed - planes).amax(1, keepdim=True)
     return (torch.cat([white, black], 1) * 2.0).to(image.dtype)
 
 
