@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from torch.nn import functional as F
 
 from restore.cli import main
+from restore.detect import synth
 from restore.detect.detector import Detector, core_tiles, sensitivity_threshold
 from restore.detect.model import (
     DamageNet,
@@ -55,6 +56,16 @@ def test_each_damage_type_is_seeded_and_labelled(damage, photo):
     assert 0 < label_a.mean() < 0.6
     c, label_c = paint_damage(crop, np.random.default_rng(4), types=(damage,), negatives=0.0)
     assert not np.array_equal(label_a, label_c)
+
+
+def test_the_share_of_tinted_scratches_and_dust_is_a_setting(monkeypatch):
+    def tinted(share: float) -> float:
+        monkeypatch.setattr(synth, "TINT_SHARE", share)
+        colours = [synth.scratch(8, 8, np.random.default_rng(seed), 1.0)[1][0, 0] for seed in range(200)]
+        return float(np.mean([np.ptp(c) > 0 for c in colours]))  # a grey has equal channels
+
+    assert tinted(0.0) == 0.0 and tinted(1.0) == 1.0
+    assert 0.05 < tinted(0.15) < 0.3 and 0.3 < tinted(0.4) < 0.5
 
 
 def test_damage_the_picture_does_not_show_can_be_left_unlabelled():
