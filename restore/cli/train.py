@@ -55,8 +55,9 @@ metrics, in the same format as a one-device run, so either resumes the other."""
                    "an N x N window beside the pixels (0: off; try 7); with --init a detector without "
                    "them grows their inputs, starting at zero weight.")
 @click.option("--channel-cues", is_flag=True,
-              help="--task detect: also feed each colour channel's strongest top-hat (finds coloured "
-                   "and mid-grey lines); needs --tophat or an --init detector that has it.")
+              help="--task detect: also feed the strongest top-hat over the colour channels (sees a "
+                   "coloured line as bright as what it crosses); needs --tophat or an --init detector "
+                   "that has it.")
 @click.option("--lr", type=float, default=None,
               help="Learning rate [default: 5e-4 inpaint (the discriminator takes 0.4x), 2e-3 detect]; "
                    "on --resume it replaces the saved one, so a run can be annealed.")

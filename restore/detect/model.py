@@ -153,7 +153,8 @@ class DamageNet(nn.Module):
         x = F.pixel_unshuffle(image, fold)
         if self.config.tophat:
             # Each block's strongest response: a hairline anywhere in a 4 x 4 block shows, and
-            # costs two channels (unfolding the cues like the pixels made a 12 MP scan 1.2x slower).
+            # costs two channels per pair of cues (unfolding the cues like the pixels made a 12 MP
+            # scan 1.2x slower).
             cues = tophat_cues(image, self.config.tophat)
             if self.config.channel_cues:
                 cues = torch.cat([cues, channel_tophat_cues(image, self.config.tophat)], 1)
