@@ -206,6 +206,31 @@ def test_a_detector_grown_with_channel_cues_starts_unchanged_and_learns_to_use_t
     out = str(tmp_path / "e.pt")
     assert _run("train", str(data), "--channel-cues", "--out", out, "--task", "detect")[0] == 2  # no window
     assert _run("train", str(data), "--channel-cues", "--tophat", "7", "--out", out)[0] == 2  # inpainter
+    # an --init detector without top-hat cues: a usage error before training, not a traceback
+    assert _run("train", str(data), "--task", "detect", "--init", str(tiny_detector), "--channel-cues",
+                "--out", out, "--steps", "1", "--quiet")[0] == 2
+    assert not Path(out).exists()
+
+
+def test_a_widened_detector_starts_unchanged_and_its_new_channels_learn(tmp_path, tiny_detector, photo):
+    small = grow(load_detector(tiny_detector), 1, tophat=7).eval()  # every kind of layer
+    wide = grow(small, 1, widths=(12, 16, 20)).eval()
+    assert wide.config.widths == (12, 16, 20) and wide.stem[0][0].out_channels == 12
+    x = torch.rand(2, 3, 64, 80) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(small(x), wide(x), atol=1e-5)  # equal but for the sums' order in wider convs
+        wide.up1[0].weight[:, 8:12].fill_(0.1)  # the new channels do reach the output once weighted
+        assert not torch.allclose(small(x), wide(x), atol=1e-3)
+    with pytest.raises(ValueError):
+        grow(wide, 1, widths=(12, 8, 20))  # narrower
+    trained, data = _grown_by_training(tmp_path, photo, tiny_detector, "--widths", "12,16,20")
+    assert trained.config.widths == (12, 16, 20)
+    assert trained.head.weight[:, 8:].abs().sum() > 0  # weights from new channels moved off zero
+    out = str(tmp_path / "e.pt")
+    for flags in (["--widths", "8,4,8"], ["--widths", "8,8"], ["--widths", "a,b,c"]):  # narrower; malformed
+        assert _run("train", str(data), "--task", "detect", "--init", str(tiny_detector), *flags,
+                    "--out", out, "--steps", "1", "--quiet")[0] == 2
+    assert _run("train", str(data), "--widths", "8,8,8", "--out", out)[0] == 2  # not for the inpainter
 
 
 def test_core_tiles_cover_every_pixel_once():

@@ -58,6 +58,10 @@ metrics, in the same format as a one-device run, so either resumes the other."""
               help="--task detect: also feed the strongest top-hat over the colour channels (sees a "
                    "coloured line as bright as what it crosses); needs --tophat or an --init detector "
                    "that has it.")
+@click.option("--widths", type=str, default=None,
+              help="--task detect: channels at 1/4, 1/8 and 1/16 resolution, e.g. 48,96,160 "
+                   "[default: 48,64,96]; with --init a narrower detector is widened, its new channels "
+                   "feeding the old ones through zero weights, so it starts unchanged.")
 @click.option("--lr", type=float, default=None,
               help="Learning rate [default: 5e-4 inpaint (the discriminator takes 0.4x), 2e-3 detect]; "
                    "on --resume it replaces the saved one, so a run can be annealed.")
@@ -103,7 +107,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   steps: int, minutes: float | None, batch_size: int | None, crop: int, device: str,
                   checkpoint_minutes: float, sample_every: int, log_every: int,
                   base_channels: int | None, blocks: int | None, tophat: int, channel_cues: bool,
-                  lr: float | None, prefill: bool | None,
+                  widths: str | None, lr: float | None, prefill: bool | None,
                   padding: str | None, perceptual_weight: float, adv_weight: float, fm_weight: float,
                   r1_weight: float,
                   hole_lowpass: int, hole_pixel_weight: float, hole_border: float, fake_patches: str,
@@ -134,13 +138,15 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         raise click.BadParameter("only with --task detect", param_hint="--channel-cues")
     if channel_cues and not (tophat or init or resume):
         raise click.BadParameter("needs --tophat (the cues' window)", param_hint="--channel-cues")
+    if widths is not None and task != "detect":
+        raise click.BadParameter("only with --task detect", param_hint="--widths")
     if labels is not None and task != "detect":
         raise click.BadParameter("only with --task detect", param_hint="--labels")
     if task == "detect":
         _train_detector(data, labels, out, work_dir, resume, init, steps, minutes, batch_size or 16, crop,
                         pick_device(device), checkpoint_minutes, sample_every, log_every, seed, quiet,
                         lr=lr or 2e-3, workers=workers, context=blocks, tophat=tophat,
-                        channel_cues=channel_cues)
+                        channel_cues=channel_cues, widths=_parse_widths(widths))
         return
     batch_size = batch_size or 8
     dev = distributed.local_device(pick_device(device))  # cuda:LOCAL_RANK under torchrun
@@ -172,7 +178,7 @@ def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path |
                     init: str | None, steps: int, minutes: float | None, batch_size: int, crop: int,
                     device: object, checkpoint_minutes: float, sample_every: int, log_every: int,
                     seed: int, quiet: bool, lr: float, workers: int | None, context: int | None,
-                    tophat: int, channel_cues: bool) -> None:
+                    tophat: int, channel_cues: bool, widths: tuple[int, int, int] | None) -> None:
     from restore.detect.model import DetectorConfig
     from restore.detect.train import DetectTrainConfig, train_detector
     from restore.detect.weights import default_detector_path, resolve_detector_path
@@ -183,14 +189,49 @@ def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path |
     init_path = None
     if init:
         init_path = default_detector_path() if init == "default" else resolve_detector_path(init)
+        checkpoint = (work_dir or out.with_name(out.stem + "-train")) / "checkpoint.pt"
+        if not (resume and checkpoint.exists()):  # a resumed run keeps the checkpoint's shape
+            _check_growth(init_path, tophat, channel_cues, widths)
     cfg = DetectTrainConfig(
         data=data, out=out, work_dir=work_dir or out.with_name(out.stem + "-train"), labels=labels,
         resume=resume, init=init_path, steps=steps, minutes=minutes, batch_size=batch_size, crop=crop,
         device=str(device), seed=seed, checkpoint_minutes=checkpoint_minutes, sample_every=sample_every,
         log_every=log_every, lr=lr, workers=workers,
-        detector=DetectorConfig(context=context or 0, tophat=tophat, channel_cues=channel_cues),
+        detector=DetectorConfig(context=context or 0, tophat=tophat, channel_cues=channel_cues,
+                                **({"widths": widths} if widths else {})),
     )
     with TrainProgress(total_steps=steps, quiet=quiet) as progress:
         train_detector(cfg, on_log=progress.update)
     if not quiet:
         click.echo(f"detector written to {out}", err=True)
+
+
+def _parse_widths(text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) != 3 or min(widths) < 1:
+        raise click.BadParameter("three positive channel counts, e.g. 48,96,160", param_hint="--widths")
+    return widths  # type: ignore[return-value]
+
+
+def _check_growth(init: Path, tophat: int, channel_cues: bool, widths: tuple[int, int, int] | None) -> None:
+    """Usage errors for what an --init detector cannot grow into, before any training starts."""
+    from restore.detect.model import DetectorConfig
+    from restore.detect.weights import DETECTOR_FORMAT
+    from restore.model.weights import WeightsError, read_weights
+
+    try:
+        raw = read_weights(init, DETECTOR_FORMAT, "damage detector", "optimizer")[0]
+        config = DetectorConfig.from_dict(raw)
+    except (WeightsError, OSError):
+        return  # training reports an unreadable file itself
+    if channel_cues and not (tophat or config.tophat):
+        raise click.BadParameter("the --init detector has no top-hat cues: add --tophat (the cues' window)",
+                                 param_hint="--channel-cues")
+    if widths and any(w < v for w, v in zip(widths, config.widths, strict=True)):
+        raise click.BadParameter(f"the --init detector is already {','.join(map(str, config.widths))} wide; "
+                                 "a detector can be widened, not narrowed", param_hint="--widths")

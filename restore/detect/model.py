@@ -209,12 +209,54 @@ def average_views(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
     return total / views
 
 
+def _input_slots(config: DetectorConfig) -> dict[str, list[tuple[int, int]]]:
+    """For each conv (by state-dict prefix): where each group of its input channels starts and
+    how many there are; the concatenated skips read two groups."""
+    w1, w2, w3 = config.widths
+    fold = config.fold
+    cues = CUES * (1 + config.channel_cues) if config.tophat else 0
+    r = config.refine
+    slots = {"stem.0.0": [(0, 3 * fold * fold + cues)], "stem.1.0": [(0, w1)], "down1.0.0": [(0, w1)],
+             "down1.1.0": [(0, w2)], "down2.0.0": [(0, w2)], "down2.1.0": [(0, w3)], "down2.2.0": [(0, w3)],
+             "up2.0": [(0, w3), (w3, w2)], "up1.0": [(0, w2), (w2, w1)], "head": [(0, w1)]}
+    for i in range(config.context):
+        slots[f"context.{i}.body.0.0"] = slots[f"context.{i}.body.1"] = [(0, w3)]
+    if r:
+        slots["refine.0"] = [(0, r // 2 + 3)]
+    return slots
+
+
+def _widen(state: dict[str, torch.Tensor], old: DetectorConfig, new: DamageNet) -> dict[str, torch.Tensor]:
+    """``state`` (of a detector shaped ``old``) inside ``new``'s wider tensors: each old weight at
+    its old channels, the new channels' inputs as ``new`` initialised them, and every weight from
+    a new channel into an old one at zero, so the old channels compute what they did."""
+    wide = {k: v.clone() for k, v in new.state_dict().items()}
+    old_slots, new_slots = _input_slots(old), _input_slots(new.config)
+    for key, value in state.items():
+        target = wide[key]
+        if target.shape == value.shape:
+            target.copy_(value)
+            continue
+        prefix = key.rsplit(".", 1)[0]
+        n = value.shape[0]
+        if value.dim() == 4:  # a conv's weight: zero from new inputs into old outputs, then the old block
+            target[:n].zero_()
+            for (a, size), (b, _) in zip(old_slots[prefix], new_slots[prefix], strict=True):
+                target[:n, b:b + size] = value[:, a:a + size]
+        elif value.dim() == 1:  # BatchNorm's or a bias's old channels
+            target[:n] = value
+        else:  # num_batches_tracked
+            target.copy_(value)
+    return wide
+
+
 def grow(model: DamageNet, context: int, tophat: int | None = None,
-         channel_cues: bool | None = None) -> DamageNet:
-    """A copy of ``model`` with ``context`` context blocks, top-hat cues of window ``tophat`` and
-    per-channel cues if ``channel_cues`` (None: as the model has them).
-    Blocks it lacks start as identity and the cues' input weights at zero, so the grown
-    network's output is the original's until training changes them."""
+         channel_cues: bool | None = None, widths: tuple[int, ...] | None = None) -> DamageNet:
+    """A copy of ``model`` with ``context`` context blocks, top-hat cues of window ``tophat``,
+    per-channel cues if ``channel_cues`` and ``widths`` channels per scale (None: as the model has
+    them). Blocks it lacks start as identity, the cues' input weights at zero, and new channels
+    feed the old ones through zero weights, so the grown network's output is the original's
+    until training changes them."""
     if context < model.config.context:
         raise ValueError(f"the detector already has {model.config.context} context blocks; cannot shrink it")
     tophat = model.config.tophat if tophat is None else tophat
@@ -225,12 +267,20 @@ def grow(model: DamageNet, context: int, tophat: int | None = None,
         raise ValueError("the detector already has per-channel cues")
     if channel_cues and not tophat:
         raise ValueError("per-channel cues need the top-hat cues' window")
-    bigger = DamageNet(replace(model.config, context=context, tophat=tophat, channel_cues=channel_cues))
+    widths = model.config.widths if widths is None else tuple(widths)
+    if len(widths) != 3 or any(w < v for w, v in zip(widths, model.config.widths, strict=True)):
+        raise ValueError(f"widths must be three, none below the detector's {model.config.widths}")
+    bigger = DamageNet(replace(model.config, context=context, tophat=tophat, channel_cues=channel_cues,
+                               widths=widths))
     state = model.state_dict()
     added = bigger.stem[0][0].in_channels - model.stem[0][0].in_channels
     if added:  # the new cues' input channels come last, at zero weight
         old = state["stem.0.0.weight"]
         state["stem.0.0.weight"] = torch.cat([old, old.new_zeros(old.shape[0], added, *old.shape[2:])], 1)
+    if widths != model.config.widths:
+        narrow = replace(model.config, tophat=tophat, channel_cues=channel_cues)
+        kept = {k: v for k, v in _widen(state, narrow, bigger).items() if k in state}
+        state = kept
     missing, unexpected = bigger.load_state_dict(state, strict=False)
     assert not unexpected and all(k.startswith("context.") for k in missing)
     bigger.threshold = getattr(model, "threshold", 0.5)

@@ -280,12 +280,14 @@ def train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | None
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = cfg.work_dir / "checkpoint.pt"
     model = load_detector(cfg.init).train() if cfg.init else DamageNet(cfg.detector)
+    widths = tuple(max(w, v) for w, v in zip(cfg.detector.widths, model.config.widths, strict=True))
     if cfg.init and (cfg.detector.context > model.config.context
                      or (cfg.detector.tophat and not model.config.tophat)
-                     or (cfg.detector.channel_cues and not model.config.channel_cues)):
-        # deeper, or with more cues, starting from what it has learnt
+                     or (cfg.detector.channel_cues and not model.config.channel_cues)
+                     or widths != model.config.widths):
+        # deeper, wider or with more cues, starting from what it has learnt
         model = grow(model, max(cfg.detector.context, model.config.context), cfg.detector.tophat or None,
-                     cfg.detector.channel_cues or None)
+                     cfg.detector.channel_cues or None, widths)
     model.to(device, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     step, seconds = 0, 0.0
