@@ -279,8 +279,7 @@ def grow(model: DamageNet, context: int, tophat: int | None = None,
         state["stem.0.0.weight"] = torch.cat([old, old.new_zeros(old.shape[0], added, *old.shape[2:])], 1)
     if widths != model.config.widths:
         narrow = replace(model.config, tophat=tophat, channel_cues=channel_cues)
-        kept = {k: v for k, v in _widen(state, narrow, bigger).items() if k in state}
-        state = kept
+        state = {k: v for k, v in _widen(state, narrow, bigger).items() if k in state}  # new blocks: below
     missing, unexpected = bigger.load_state_dict(state, strict=False)
     assert not unexpected and all(k.startswith("context.") for k in missing)
     bigger.threshold = getattr(model, "threshold", 0.5)
