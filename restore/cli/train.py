@@ -186,14 +186,14 @@ def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path |
 
     if crop % 16:
         raise click.BadParameter("must be a multiple of 16 for the detector", param_hint="--crop")
+    work_dir = work_dir or out.with_name(out.stem + "-train")
     init_path = None
     if init:
         init_path = default_detector_path() if init == "default" else resolve_detector_path(init)
-        checkpoint = (work_dir or out.with_name(out.stem + "-train")) / "checkpoint.pt"
-        if not (resume and checkpoint.exists()):  # a resumed run keeps the checkpoint's shape
+        if not (resume and (work_dir / "checkpoint.pt").exists()):  # a resumed run keeps its shape
             _check_growth(init_path, tophat, channel_cues, widths)
     cfg = DetectTrainConfig(
-        data=data, out=out, work_dir=work_dir or out.with_name(out.stem + "-train"), labels=labels,
+        data=data, out=out, work_dir=work_dir, labels=labels,
         resume=resume, init=init_path, steps=steps, minutes=minutes, batch_size=batch_size, crop=crop,
         device=str(device), seed=seed, checkpoint_minutes=checkpoint_minutes, sample_every=sample_every,
         log_every=log_every, lr=lr, workers=workers,

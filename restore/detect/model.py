@@ -209,21 +209,11 @@ def average_views(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
     return total / views
 
 
-def _input_slots(config: DetectorConfig) -> dict[str, list[tuple[int, int]]]:
-    """For each conv (by state-dict prefix): where each group of its input channels starts and
-    how many there are; the concatenated skips read two groups."""
+def _skip_inputs(config: DetectorConfig) -> dict[str, tuple[int, int]]:
+    """The convs that read a concatenation (by state-dict prefix): the sizes of their two input
+    groups, upsampled features then skip. Every other conv reads one group."""
     w1, w2, w3 = config.widths
-    fold = config.fold
-    cues = CUES * (1 + config.channel_cues) if config.tophat else 0
-    r = config.refine
-    slots = {"stem.0.0": [(0, 3 * fold * fold + cues)], "stem.1.0": [(0, w1)], "down1.0.0": [(0, w1)],
-             "down1.1.0": [(0, w2)], "down2.0.0": [(0, w2)], "down2.1.0": [(0, w3)], "down2.2.0": [(0, w3)],
-             "up2.0": [(0, w3), (w3, w2)], "up1.0": [(0, w2), (w2, w1)], "head": [(0, w1)]}
-    for i in range(config.context):
-        slots[f"context.{i}.body.0.0"] = slots[f"context.{i}.body.1"] = [(0, w3)]
-    if r:
-        slots["refine.0"] = [(0, r // 2 + 3)]
-    return slots
+    return {"up2.0": (w3, w2), "up1.0": (w2, w1)}
 
 
 def _widen(state: dict[str, torch.Tensor], old: DetectorConfig, new: DamageNet) -> dict[str, torch.Tensor]:
@@ -231,22 +221,23 @@ def _widen(state: dict[str, torch.Tensor], old: DetectorConfig, new: DamageNet) 
     its old channels, the new channels' inputs as ``new`` initialised them, and every weight from
     a new channel into an old one at zero, so the old channels compute what they did."""
     wide = {k: v.clone() for k, v in new.state_dict().items()}
-    old_slots, new_slots = _input_slots(old), _input_slots(new.config)
+    old_skips, new_skips = _skip_inputs(old), _skip_inputs(new.config)
     for key, value in state.items():
         target = wide[key]
-        if target.shape == value.shape:
+        n = value.shape[0] if value.dim() else 0
+        if target.shape == value.shape or not value.dim():  # unchanged, or num_batches_tracked
             target.copy_(value)
-            continue
-        prefix = key.rsplit(".", 1)[0]
-        n = value.shape[0]
-        if value.dim() == 4:  # a conv's weight: zero from new inputs into old outputs, then the old block
-            target[:n].zero_()
-            for (a, size), (b, _) in zip(old_slots[prefix], new_slots[prefix], strict=True):
-                target[:n, b:b + size] = value[:, a:a + size]
         elif value.dim() == 1:  # BatchNorm's or a bias's old channels
             target[:n] = value
-        else:  # num_batches_tracked
-            target.copy_(value)
+        else:  # a conv's weight: zero from new inputs into old outputs, then the old block(s)
+            target[:n].zero_()
+            prefix = key.rsplit(".", 1)[0]
+            if prefix in old_skips:
+                (up, skip), (new_up, _) = old_skips[prefix], new_skips[prefix]
+                target[:n, :up] = value[:, :up]
+                target[:n, new_up:new_up + skip] = value[:, up:]
+            else:
+                target[:n, : value.shape[1]] = value
     return wide
 
 
