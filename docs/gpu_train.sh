@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine: train, side by side for MINUTES (default 8), every inpainting
-# run carried in .gpu_data/inpaint-NAME/ (checkpoint.pt, and optionally `args`: extra flags over
-# the recipe below) and the damage detector in .gpu_data/detect/; leave in $OUT what is needed to
-# go on training on the CPU here. See docs/MODEL.md, "Commands".
+# run carried in .gpu_data/inpaint-NAME/ (checkpoint.pt and/or `args`: extra flags over the recipe
+# below, e.g. --init) and the damage detector in .gpu_data/detect/ (the same); leave in $OUT what
+# is needed to go on training on the CPU here. See docs/MODEL.md, "Commands".
 # One inpainting run at batch 8 is bound by kernel launches, not by the GPU (11 steps/s on an
 # H200, the card mostly idle), so runs share the card at little cost; each makes its batches in
 # worker processes (the machine has 16 cores).
@@ -14,13 +14,13 @@ WORKERS=${WORKERS:-4}
 OUT=${OUT:-runs/gpu-out}
 mkdir -p "$OUT"
 for src in .gpu_data/inpaint-*/ .gpu_data/detect/; do
-  [ -f "$src/checkpoint.pt" ] || continue
+  [ -f "$src/checkpoint.pt" ] || [ -f "$src/args" ] || continue
   name=$(basename "$src")
   work=runs/gpu-$name
   mkdir -p "$work"
   # A later call may find a bare machine (it goes back 30 s after a call): start from the
   # carried checkpoint unless this machine already holds a newer one.
-  [ -f "$work/checkpoint.pt" ] || cp "$src/checkpoint.pt" "$work/"
+  [ -f "$work/checkpoint.pt" ] || [ ! -f "$src/checkpoint.pt" ] || cp "$src/checkpoint.pt" "$work/"
   extra=$(cat "$src/args" 2>/dev/null || true)
   if [ "$name" = detect ]; then
     python3 -m restore train .gpu_data/train --task detect --out "$OUT/detect.pt" --work-dir "$work" \

@@ -283,3 +283,50 @@ def test_training_uses_bf16_only_where_the_cpu_computes_it_natively(monkeypatch,
     with loop.training_autocast(torch.device("cpu")):
         out = torch.nn.functional.linear(torch.ones(2, 4), torch.ones(3, 4))
     assert out.dtype == (torch.bfloat16 if native else torch.float32)
+
+
+def test_discriminator_warmup_leaves_the_generator_alone_then_hands_over(tmp_path):
+    """--d-warmup: a fine-tune first trains only the discriminator, so the generator meets one
+    that knows its fills; after those steps both train as usual."""
+    tiny = GeneratorConfig(base_channels=8, blocks=1)
+    base = dict(data=EXAMPLES / "originals", batch_size=2, crop=64, sample_every=100, log_every=1,
+                generator=tiny)
+    train(TrainConfig(out=tmp_path / "init.pt", work_dir=tmp_path / "w0", steps=1, **base))
+    init = load_generator(tmp_path / "init.pt").state_dict()
+    params = [n for n, _ in load_generator(tmp_path / "init.pt").named_parameters()]
+    cfg = TrainConfig(out=tmp_path / "model.pt", work_dir=tmp_path / "work", init=tmp_path / "init.pt",
+                      steps=2, d_warmup_steps=2, **base)
+    train(cfg)
+    warm = torch.load(tmp_path / "work" / "checkpoint.pt", weights_only=True)
+    fresh = torch.load(tmp_path / "w0" / "checkpoint.pt", weights_only=True)["discriminator"]
+    assert all(torch.equal(warm["generator"][n], init[n]) for n in params)
+    assert all(torch.equal(warm["generator_ema"][n], init[n]) for n in params)
+    assert not torch.allclose(warm["discriminator"]["score.weight"], fresh["score.weight"])
+    lines = [json.loads(x) for x in (tmp_path / "work" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["rec"] for x in lines] == [0.0, 0.0] and all(x["d"] > 0 for x in lines)
+    cfg.steps, cfg.resume = 3, True
+    train(cfg)
+    after = torch.load(tmp_path / "work" / "checkpoint.pt", weights_only=True)
+    assert any(not torch.equal(after["generator"][n], init[n]) for n in params)
+    assert json.loads((tmp_path / "work" / "metrics.jsonl").read_text().splitlines()[-1])["rec"] > 0
+
+
+def test_d_warmup_option_reaches_the_loop_is_off_by_default_and_only_for_inpainting(tmp_path):
+    from click.testing import CliRunner
+
+    from restore.cli import main
+
+    data = str(EXAMPLES / "originals")
+    args = ["train", data, "--steps", "1", "--batch-size", "1", "--crop", "64", "--quiet"]
+    tiny = ["--base-channels", "8", "--blocks", "1"]
+    assert CliRunner().invoke(main, [*args, *tiny, "--out", str(tmp_path / "new.pt")]).exit_code == 0
+    for name, extra, expected in (("new", [], 0), ("ft", ["--init", str(tmp_path / "new.pt")], 0),
+                                  ("ft3", ["--init", str(tmp_path / "new.pt"), "--d-warmup", "3"], 3)):
+        if extra:
+            result = CliRunner().invoke(main, [*args, *extra, "--out", str(tmp_path / f"{name}.pt")])
+            assert result.exit_code == 0, result.output
+        state = torch.load(tmp_path / f"{name}-train" / "checkpoint.pt", weights_only=True)
+        assert json.loads(state["train_config"])["d_warmup_steps"] == expected
+    detect = [*args, "--task", "detect", "--d-warmup", "5", "--out", str(tmp_path / "d.pt")]
+    result = CliRunner().invoke(main, detect)
+    assert result.exit_code == 2 and "--d-warmup" in result.output

@@ -82,6 +82,10 @@ class TrainConfig:
     r1_weight: float = 0.01
     r1_every: int = 8
     adv_warmup_steps: int = 500
+    # Steps at the start that train only the discriminator, the generator frozen; then the
+    # adversarial term starts at full weight (no ramp). Tried against the drift of fine-tunes
+    # to smooth fills (docs/MODEL.md, session 21): 400 such steps did not stop it.
+    d_warmup_steps: int = 0
     ema_decay: float = 0.999
     checkpoint_minutes: float = 5.0
     sample_every: int = 250
@@ -295,11 +299,13 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
             real = (torch.from_numpy(crops_np).to(device, non_blocking=True).permute(0, 3, 1, 2).float()
                     / 127.5 - 1.0).contiguous(memory_format=torch.channels_last)
             mask = torch.from_numpy(masks_np).to(device, non_blocking=True)[:, None].float()
-            adv_scale = min(1.0, step / max(1, cfg.adv_warmup_steps))
+            d_only = step < cfg.d_warmup_steps
+            adv_scale = 1.0 if cfg.d_warmup_steps else min(1.0, step / max(1, cfg.adv_warmup_steps))
 
             # Discriminator step.
             with training_autocast(device):
-                fake = generator(real, mask)
+                with torch.set_grad_enabled(not d_only):
+                    fake = generator(real, mask)
                 comp = fake * mask + real * (1 - mask)
                 real_score, real_feats = discriminator(real)
                 fake_score, _ = discriminator(comp.detach())
@@ -320,27 +326,30 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
                 r1 = r1.detach()  # kept for the log; its graph is not
                 distributed.average_gradients(d_module.parameters())
             opt_d.step()
-
-            # Generator step. The discriminator runs un-wrapped: its gradients here are thrown away
-            # (zeroed before the next D step), so there is nothing for DDP to all-reduce.
-            with training_autocast(device):
-                fake_score, fake_feats = d_module(comp)
-                rec = losses.reconstruction_loss(fake.float(), real, mask, cfg.hole_weight, cfg.hole_lowpass,
-                                                  cfg.hole_pixel_weight, cfg.hole_border)
-                adv = losses.generator_adversarial(fake_score.float(), mask)
-                fm = losses.feature_matching([f.float() for f in fake_feats],
-                                             [f.float() for f in real_feats])
-                per = (perceptual(comp[:shared], real[:shared]).float() if perceptual is not None
-                       else torch.zeros((), device=device))
-                loss_g = (rec + cfg.perceptual_weight * per
-                          + adv_scale * (cfg.adv_weight * adv + cfg.fm_weight * fm))
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            torch.nn.utils.clip_grad_norm_(g_module.parameters(), 1.0)
-            opt_g.step()
-            if ema is not None:
-                # Warm-up: early weights change fast, so a fixed 0.999 would average in garbage.
-                update_ema(ema, g_module, min(cfg.ema_decay, (1 + step) / (10 + step)))
+            if d_only:  # the generator, frozen, only supplies repairs to judge
+                rec = adv = fm = per = loss_g = torch.zeros((), device=device)
+            else:
+                # Generator step. The discriminator runs un-wrapped: its gradients here are thrown
+                # away (zeroed before the next D step), so there is nothing for DDP to all-reduce.
+                with training_autocast(device):
+                    fake_score, fake_feats = d_module(comp)
+                    rec = losses.reconstruction_loss(fake.float(), real, mask, cfg.hole_weight,
+                                                      cfg.hole_lowpass, cfg.hole_pixel_weight,
+                                                      cfg.hole_border)
+                    adv = losses.generator_adversarial(fake_score.float(), mask)
+                    fm = losses.feature_matching([f.float() for f in fake_feats],
+                                                 [f.float() for f in real_feats])
+                    per = (perceptual(comp[:shared], real[:shared]).float() if perceptual is not None
+                           else torch.zeros((), device=device))
+                    loss_g = (rec + cfg.perceptual_weight * per
+                              + adv_scale * (cfg.adv_weight * adv + cfg.fm_weight * fm))
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+                torch.nn.utils.clip_grad_norm_(g_module.parameters(), 1.0)
+                opt_g.step()
+                if ema is not None:
+                    # Early weights change fast, so a fixed 0.999 would average in garbage.
+                    update_ema(ema, g_module, min(cfg.ema_decay, (1 + step) / (10 + step)))
 
             step += 1
             seconds += time.monotonic() - t0
