@@ -68,8 +68,8 @@ metrics, in the same format as a one-device run, so either resumes the other."""
 @click.option("--d-warmup", type=click.IntRange(0), default=None,
               help="Train only the discriminator for the first N steps, the generator frozen; then "
                    "the adversarial term starts at full weight (no ramp). An experiment for fine-tunes "
-                   "(--init): 400 such steps did not stop the drift to smooth fills that a fine-tune "
-                   "of the shipped model shows (docs/MODEL.md, session 21). [default: 0]")
+                   "(--init): 400 or 1,600 such steps did not stop the drift to smooth fills that a "
+                   "fine-tune of the shipped model shows (docs/MODEL.md, session 21). [default: 0]")
 @click.option("--prefill/--no-prefill", default=None,
               help="Generator starts from a push-pull fill of the hole and learns a correction [default: "
                    "on for new models]. With --init, --prefill upgrades a model trained without it.")
@@ -159,8 +159,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
     dev = distributed.local_device(pick_device(device))  # cuda:LOCAL_RANK under torchrun
     cfg = TrainConfig(
         data=data, out=out, work_dir=work_dir or out.with_name(out.stem + "-train"),
-        resume=resume, init=init_path, prefill=prefill, padding=padding,
-        steps=steps, minutes=minutes,
+        resume=resume, init=init_path, prefill=prefill, padding=padding, steps=steps, minutes=minutes,
         batch_size=batch_size, crop=crop, device=str(dev), seed=seed, checkpoint_minutes=checkpoint_minutes,
         sample_every=sample_every, log_every=log_every, generator=GeneratorConfig(**shape),
         perceptual_weight=perceptual_weight, adv_weight=adv_weight, fm_weight=fm_weight, r1_weight=r1_weight,

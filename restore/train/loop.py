@@ -84,7 +84,7 @@ class TrainConfig:
     adv_warmup_steps: int = 500
     # Steps at the start that train only the discriminator, the generator frozen; then the
     # adversarial term starts at full weight (no ramp). Tried against the drift of fine-tunes
-    # to smooth fills (docs/MODEL.md, session 21): 400 such steps did not stop it.
+    # to smooth fills (docs/MODEL.md, session 21): 400 or 1,600 such steps did not stop it.
     d_warmup_steps: int = 0
     ema_decay: float = 0.999
     checkpoint_minutes: float = 5.0
