@@ -286,14 +286,14 @@ def test_training_uses_bf16_only_where_the_cpu_computes_it_natively(monkeypatch,
 
 
 def test_discriminator_warmup_leaves_the_generator_alone_then_hands_over(tmp_path):
-    """--d-warmup: a fine-tune first trains only the discriminator, so the generator meets one
-    that knows its fills; after those steps both train as usual."""
+    """--d-warmup: the first steps train only the discriminator (the generator and its EMA stay
+    as loaded); after them both train as usual."""
     tiny = GeneratorConfig(base_channels=8, blocks=1)
     base = dict(data=EXAMPLES / "originals", batch_size=2, crop=64, sample_every=100, log_every=1,
                 generator=tiny)
     train(TrainConfig(out=tmp_path / "init.pt", work_dir=tmp_path / "w0", steps=1, **base))
-    init = load_generator(tmp_path / "init.pt").state_dict()
-    params = [n for n, _ in load_generator(tmp_path / "init.pt").named_parameters()]
+    loaded = load_generator(tmp_path / "init.pt")
+    init, params = loaded.state_dict(), [n for n, _ in loaded.named_parameters()]
     cfg = TrainConfig(out=tmp_path / "model.pt", work_dir=tmp_path / "work", init=tmp_path / "init.pt",
                       steps=2, d_warmup_steps=2, **base)
     train(cfg)
@@ -320,8 +320,8 @@ def test_d_warmup_option_reaches_the_loop_is_off_by_default_and_only_for_inpaint
     args = ["train", data, "--steps", "1", "--batch-size", "1", "--crop", "64", "--quiet"]
     tiny = ["--base-channels", "8", "--blocks", "1"]
     assert CliRunner().invoke(main, [*args, *tiny, "--out", str(tmp_path / "new.pt")]).exit_code == 0
-    for name, extra, expected in (("new", [], 0), ("ft", ["--init", str(tmp_path / "new.pt")], 0),
-                                  ("ft3", ["--init", str(tmp_path / "new.pt"), "--d-warmup", "3"], 3)):
+    fine_tune = ["--init", str(tmp_path / "new.pt"), "--d-warmup", "3"]
+    for name, extra, expected in (("new", [], 0), ("ft3", fine_tune, 3)):
         if extra:
             result = CliRunner().invoke(main, [*args, *extra, "--out", str(tmp_path / f"{name}.pt")])
             assert result.exit_code == 0, result.output

@@ -65,11 +65,11 @@ metrics, in the same format as a one-device run, so either resumes the other."""
 @click.option("--lr", type=float, default=None,
               help="Learning rate [default: 5e-4 inpaint (the discriminator takes 0.4x), 2e-3 detect]; "
                    "on --resume it replaces the saved one, so a run can be annealed.")
-@click.option("--d-warmup", type=click.IntRange(0), default=None,
+@click.option("--d-warmup", type=click.IntRange(0), default=0, show_default=True,
               help="Train only the discriminator for the first N steps, the generator frozen; then "
                    "the adversarial term starts at full weight (no ramp). An experiment for fine-tunes "
                    "(--init): 400 or 1,600 such steps did not stop the drift to smooth fills that a "
-                   "fine-tune of the shipped model shows (docs/MODEL.md, session 21). [default: 0]")
+                   "fine-tune of the shipped model shows (docs/MODEL.md, session 21).")
 @click.option("--prefill/--no-prefill", default=None,
               help="Generator starts from a push-pull fill of the hole and learns a correction [default: "
                    "on for new models]. With --init, --prefill upgrades a model trained without it.")
@@ -112,7 +112,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   steps: int, minutes: float | None, batch_size: int | None, crop: int, device: str,
                   checkpoint_minutes: float, sample_every: int, log_every: int,
                   base_channels: int | None, blocks: int | None, tophat: int, channel_cues: bool,
-                  widths: str | None, lr: float | None, d_warmup: int | None, prefill: bool | None,
+                  widths: str | None, lr: float | None, d_warmup: int, prefill: bool | None,
                   padding: str | None, perceptual_weight: float, adv_weight: float, fm_weight: float,
                   r1_weight: float,
                   hole_lowpass: int, hole_pixel_weight: float, hole_border: float, fake_patches: str,
@@ -145,7 +145,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         raise click.BadParameter("needs --tophat (the cues' window)", param_hint="--channel-cues")
     if widths is not None and task != "detect":
         raise click.BadParameter("only with --task detect", param_hint="--widths")
-    if d_warmup is not None and task != "inpaint":
+    if d_warmup and task != "inpaint":
         raise click.BadParameter("only for the inpainting GAN", param_hint="--d-warmup")
     if labels is not None and task != "detect":
         raise click.BadParameter("only with --task detect", param_hint="--labels")
@@ -164,7 +164,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         sample_every=sample_every, log_every=log_every, generator=GeneratorConfig(**shape),
         perceptual_weight=perceptual_weight, adv_weight=adv_weight, fm_weight=fm_weight, r1_weight=r1_weight,
         hole_lowpass=hole_lowpass, hole_pixel_weight=hole_pixel_weight, fake_patches=fake_patches,
-        hole_border=hole_border, transpose=transpose, workers=workers, d_warmup_steps=d_warmup or 0,
+        hole_border=hole_border, transpose=transpose, workers=workers, d_warmup_steps=d_warmup,
         **({"lr_g": lr, "lr_d": lr * LR_D_RATIO} if lr else {}),
     )
     distributed.init(dev)  # no-op without torchrun
