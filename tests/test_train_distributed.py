@@ -63,7 +63,7 @@ def test_two_process_run_checkpoints_like_one_and_resumes_on_one(tmp_path, monke
     env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS}
     env["OMP_NUM_THREADS"] = "1"
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "restore", *args, "--steps", "3"],
+                          "-m", "restore", *args, "--steps", "3", "--d-warmup", "1"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
@@ -84,3 +84,6 @@ def test_two_process_run_checkpoints_like_one_and_resumes_on_one(tmp_path, monke
     assert torch.load(work / "checkpoint.pt", weights_only=True)["step"] == 5
     lines = [json.loads(x) for x in (work / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4, 5]  # rank 0 alone logged, then the resume
+    # The first step was the discriminator's alone (its generator pass without grad, under DDP):
+    # no reconstruction loss; then the generator trained on both ranks.
+    assert lines[0]["rec"] == 0 and all(x["rec"] > 0 for x in lines[1:])
