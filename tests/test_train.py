@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -296,12 +297,14 @@ def test_discriminator_warmup_leaves_the_generator_alone_then_hands_over(tmp_pat
     init, params = loaded.state_dict(), [n for n, _ in loaded.named_parameters()]
     cfg = TrainConfig(out=tmp_path / "model.pt", work_dir=tmp_path / "work", init=tmp_path / "init.pt",
                       steps=2, d_warmup_steps=2, **base)
+    # The same run at step 0 (same seed): the discriminator the warm-up starts from.
+    train(dataclasses.replace(cfg, steps=0, out=tmp_path / "start.pt", work_dir=tmp_path / "start"))
+    start = torch.load(tmp_path / "start" / "checkpoint.pt", weights_only=True)["discriminator"]
     train(cfg)
     warm = torch.load(tmp_path / "work" / "checkpoint.pt", weights_only=True)
-    fresh = torch.load(tmp_path / "w0" / "checkpoint.pt", weights_only=True)["discriminator"]
     assert all(torch.equal(warm["generator"][n], init[n]) for n in params)
     assert all(torch.equal(warm["generator_ema"][n], init[n]) for n in params)
-    assert not torch.allclose(warm["discriminator"]["score.weight"], fresh["score.weight"])
+    assert not torch.allclose(warm["discriminator"]["score.weight"], start["score.weight"])
     lines = [json.loads(x) for x in (tmp_path / "work" / "metrics.jsonl").read_text().splitlines()]
     assert [x["rec"] for x in lines] == [0.0, 0.0] and all(x["d"] > 0 for x in lines)
     cfg.steps, cfg.resume = 3, True
@@ -319,14 +322,16 @@ def test_d_warmup_option_reaches_the_loop_is_off_by_default_and_only_for_inpaint
     data = str(EXAMPLES / "originals")
     args = ["train", data, "--steps", "1", "--batch-size", "1", "--crop", "64", "--quiet"]
     tiny = ["--base-channels", "8", "--blocks", "1"]
-    assert CliRunner().invoke(main, [*args, *tiny, "--out", str(tmp_path / "new.pt")]).exit_code == 0
-    fine_tune = ["--init", str(tmp_path / "new.pt"), "--d-warmup", "3"]
-    for name, extra, expected in (("new", [], 0), ("ft3", fine_tune, 3)):
-        if extra:
-            result = CliRunner().invoke(main, [*args, *extra, "--out", str(tmp_path / f"{name}.pt")])
-            assert result.exit_code == 0, result.output
+    def warmup_saved(name: str) -> int:
         state = torch.load(tmp_path / f"{name}-train" / "checkpoint.pt", weights_only=True)
-        assert json.loads(state["train_config"])["d_warmup_steps"] == expected
+        return json.loads(state["train_config"])["d_warmup_steps"]
+
+    assert CliRunner().invoke(main, [*args, *tiny, "--out", str(tmp_path / "new.pt")]).exit_code == 0
+    assert warmup_saved("new") == 0
+    fine_tune = ["--init", str(tmp_path / "new.pt"), "--d-warmup", "3", "--out", str(tmp_path / "ft3.pt")]
+    result = CliRunner().invoke(main, [*args, *fine_tune])
+    assert result.exit_code == 0, result.output
+    assert warmup_saved("ft3") == 3
     detect = [*args, "--task", "detect", "--d-warmup", "5", "--out", str(tmp_path / "d.pt")]
     result = CliRunner().invoke(main, detect)
     assert result.exit_code == 2 and "--d-warmup" in result.output
