@@ -69,7 +69,7 @@ metrics, in the same format as a one-device run, so either resumes the other."""
               help="Train only the discriminator for the first N steps, the generator frozen; then "
                    "the adversarial term starts at full weight (no ramp). An experiment for fine-tunes "
                    "(--init): 400 or 1,600 such steps did not stop the drift to smooth fills that a "
-                   "fine-tune of the shipped model shows (docs/MODEL.md, session 21).")
+                   "fine-tune of the shipped model shows (docs/experiments.md, 'discriminator warm-up').")
 @click.option("--prefill/--no-prefill", default=None,
               help="Generator starts from a push-pull fill of the hole and learns a correction [default: "
                    "on for new models]. With --init, --prefill upgrades a model trained without it.")

@@ -76,7 +76,8 @@ class Detector:
         base = getattr(self.model, "thresholds", {}).get(self.views, getattr(self.model, "threshold", 0.5))
         self.threshold = sensitivity_threshold(sensitivity, base)
         # The coarse look must be 20x as sure in odds: at a threshold of 0.99 it adds what it
-        # scores above 0.9995, which flagged no more pixels of clean training photos (session 9).
+        # scores above 0.9995, which flagged no more pixels of clean training photos
+        # (docs/experiments.md, 'coarse second scan').
         self.coarse_threshold = sensitivity_threshold(sensitivity - 0.5, base)
         self.coarse_side = coarse_side
         self.tile, self.margin = tile, margin

@@ -96,8 +96,8 @@ def channel_tophat_cues(image: torch.Tensor, window: int) -> torch.Tensor:
 
     Why: the luminance cues miss a line as bright as what it crosses, such as a green scratch
     on a grey print (the preview found a 2 px green line on grey photos 21% of the time, a
-    white one 92%; docs/MODEL.md, session 19). Per channel, such a line is brighter in one
-    channel or darker in another. On a grey image these equal the luminance cues.
+    white one 92%; docs/experiments.md, 'coloured scratches'). Per channel, such a line is
+    brighter in one channel or darker in another. On a grey image these equal the luminance cues.
     """
     white, black = _tophats(image[:, :3].detach().to(torch.bfloat16).contiguous(), window)
     return (torch.cat([white.amax(1, keepdim=True), black.amax(1, keepdim=True)], 1) * 2.0).to(image.dtype)
@@ -175,7 +175,8 @@ class DamageNet(nn.Module):
 # The views a detector can average, in the order they are added: as is, transposed (rows and
 # columns swapped), mirrored, upside down. The transpose is added first because it changes the
 # most, turning horizontal structure vertical; on val it also removed more false alarms than
-# the upside-down view (docs/MODEL.md, session 16).
+# the upside-down view (0.087% of clean val pixels flagged against 0.103%; docs/experiments.md,
+# 'turned views').
 VIEWS = ("as is", "transposed", "mirrored", "upside down")
 
 
@@ -199,7 +200,7 @@ def average_views(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
 
     Why: the detector's confident false alarms on unseen scene content depend on the
     orientation it sees it in, while damage is found in any; averaging the views lowers false
-    alarms far more than hits (docs/MODEL.md, session 16). A view costs nothing but a pass.
+    alarms far more than hits (docs/experiments.md, 'turned views'). A view costs nothing but a pass.
     """
     if not 1 <= views <= len(VIEWS):
         raise ValueError(f"views must be 1 to {len(VIEWS)}, not {views}")

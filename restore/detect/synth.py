@@ -35,8 +35,8 @@ Layer = tuple[np.ndarray, np.ndarray]  # (coverage H x W float32 in [0, 1], colo
 
 
 # Of scratches and dust, the share drawn in a random colour instead of near-white or near-black;
-# the rest keep those two in the ratio 45 : 40. The exam uses it as it is; session 19 trained
-# with 0.4 to teach coloured scratches (docs/MODEL.md).
+# the rest keep those two in the ratio 45 : 40. The exam uses it as it is; a fine-tune
+# at 0.4 did not teach coloured scratches (docs/experiments.md, 'coloured scratches').
 TINT_SHARE = 0.15
 
 

@@ -304,7 +304,7 @@ def train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | None
         torch.manual_seed(cfg.seed + step)
     # What is exported: a moving average of the weights, which smooths the step-to-step noise
     # (exports a few thousand steps apart had swung by 0.05 F1 on val; the swing over thousands
-    # of steps stayed, docs/MODEL.md, session 15). A checkpoint without one starts it here.
+    # of steps stayed, docs/experiments.md, 'weight averaging'). A checkpoint without one starts it here.
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     if cfg.resume and ckpt_path.exists():
         ema.load_state_dict(state.get("ema", state["model"]))

@@ -53,15 +53,17 @@ class TrainConfig:
     seed: int = 0
     lr_g: float = 5e-4  # on resume these replace the saved ones, so a run can be annealed
     lr_d: float = 5e-4 * LR_D_RATIO
-    # Defaults: the recipe of the shipped model's last phase (docs/MODEL.md, "Recipe: what
-    # session 8 found"; there adv_weight was 0.05 in one branch and 0.01 in the other). The
+    # Defaults: the recipe of the shipped model's last phase (docs/experiments.md, 'a model
+    # soup'; there adv_weight was 0.05 in one branch and 0.01 in the other). The
     # first models' recipe was r1 1, fm 1, per-pixel hole L1, "any" fake patches, no transpose.
     # - r1_weight: on the sum of ~500 patch scores per crop, 1.0 flattens the discriminator into
     #   a near-constant (real and repaired patches scored 1.44 vs 1.42), so the adversarial and
     #   feature-matching terms have little say. At 0.01 (LaMa uses 1e-3) it discriminates.
-    # - fm_weight: at 1 (LaMa's) it drew worm-like contours in large holes (session 7).
+    # - fm_weight: at 1 (LaMa's) it drew worm-like contours in large holes (docs/experiments.md,
+    #   'feature matching makes worms').
     # - perceptual_weight: L1 on VGG16 features (0.05 is PConv's weight; at 1 its hole gradient
-    #   is ~60x L1's). With it, colour casts were stronger in short fine-tunes (session 3).
+    #   is ~60x L1's). With it, colour casts were stronger in short fine-tunes (docs/experiments.md,
+    #   'collapsed discriminator').
     adv_weight: float = 0.05
     fm_weight: float = 0.0
     perceptual_weight: float = 0.0
@@ -84,7 +86,7 @@ class TrainConfig:
     adv_warmup_steps: int = 500
     # Steps at the start that train only the discriminator, the generator frozen; then the
     # adversarial term starts at full weight (no ramp). Tried against the drift of fine-tunes
-    # to smooth fills (docs/MODEL.md, session 21): 400 or 1,600 such steps did not stop it.
+    # to smooth fills (docs/experiments.md, 'discriminator warm-up'): 400 or 1,600 such steps did not stop it.
     d_warmup_steps: int = 0
     ema_decay: float = 0.999
     checkpoint_minutes: float = 5.0

@@ -1,11 +1,11 @@
-"""A weights-only copy of a training checkpoint, small enough to carry to another machine.
+"""A weights-only copy of a training checkpoint, small enough to copy to another machine.
 
 A full checkpoint holds the generator, its EMA, the discriminator and both Adam states in
-fp32 (85 MB for the default generator); the device tool carries at most 64 MB with the
-photos. Kept here: generator and discriminator in fp16 (11 MB). ``--resume`` from it starts
-the EMA from the generator and Adam afresh (see ``loop.train``).
+fp32 (85 MB for the default generator). Kept here: generator and discriminator in fp16
+(11 MB). ``--resume`` from it starts the EMA from the generator and Adam afresh (see
+``loop.train``).
 
-    python -m restore.train.slim runs/v15/checkpoint.pt .gpu_data/gpu/checkpoint.pt
+    python -m restore.train.slim runs/my-run/checkpoint.pt my-run-slim.pt
 """
 
 from __future__ import annotations

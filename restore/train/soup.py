@@ -2,7 +2,7 @@
 
 Why: along one run, exports a few thousand steps apart trade sharpness against smoothness
 (more texture: better ST-LPIPS, lower SSIM), and the scores of a single export swing from one
-checkpoint to the next (docs/MODEL.md, "Recipe: what session 8 found"). The average of the
+checkpoint to the next (docs/experiments.md, 'a model soup'). The average of the
 weights of models fine-tuned from a common ancestor lies between them (measured there: SSIM,
 ST-LPIPS and KID between its two parents' in every class, PSNR within 0.03 dB). BatchNorm
 statistics are then measured anew on training crops, as every export is
