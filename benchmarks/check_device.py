@@ -3,7 +3,7 @@
 Runs the shipped inpainting model and the preview detector on the examples (and on larger
 synthetic photos) on ``--device`` at its default precision and in fp32, and on the CPU in fp32,
 and prints the largest differences, whether pixels outside the mask changed, and seconds per
-photo (median of 3). For a lent GPU: ``python benchmarks/check_device.py --device cuda``.
+photo (median of 3). On a GPU machine: ``python benchmarks/check_device.py --device cuda``.
 """
 
 from __future__ import annotations

@@ -2,15 +2,15 @@
 
 A quality probe, not a timing. Each detector's own calibrated threshold comes from a sample
 of training photos, and how many clean val pixels it then flags swings a lot with that
-sample (docs/MODEL.md, session 19), so two exports scored by `restore eval --task detect`
+sample (docs/experiments.md, 'calibration spread'), so two exports scored by `restore eval --task detect`
 differ as much by their thresholds as by what they learnt. Here each detector's threshold
 is instead the loosest that flags at most RATE percent of the clean photos' pixels (mean
 over photos, as the exam reports it), and the exam's seeded damage is then scored at that
 threshold: precision, recall and F1 with its 2 px tolerance, the counts pooled over the damage
 seeds asked for. One seed is one draw of damage per photo, and on val's 45 photos the
 difference between two detectors can change sign from one seed to the next (mixed damage,
-session 19's fine-tune against the preview: -0.015 F1 with seed 0, +0.060 with seed 1;
-docs/MODEL.md, session 20): compare over several. The thresholds are picked on
+a 6,214-step fine-tune against the preview: -0.015 F1 with seed 0, +0.060 with seed 1;
+docs/experiments.md, 'wider detectors, pooled seeds'): compare over several. The thresholds are picked on
 DATA, so use this to compare detectors, never to set a shipped threshold.
 
 The full-resolution scan only: the coarse second scan (which the exam adds for damage wider
