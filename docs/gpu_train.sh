@@ -1,51 +1,52 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine: train, side by side for MINUTES (default 8), every inpainting
-# run carried in .gpu_data/inpaint-NAME/ (checkpoint.pt and/or `args`: extra flags over the recipe
-# below, e.g. --init) and the damage detector in .gpu_data/detect/ (the same); leave in $OUT what
-# is needed to go on training on the CPU here. See docs/MODEL.md, "Commands".
-# One inpainting run at batch 8 is bound by kernel launches, not by the GPU (11 steps/s on an
-# H200, the card mostly idle), so runs share the card at little cost; each makes its batches in
-# worker processes (the machine has 16 cores).
+# Fine-tune both shipped networks on one GPU, side by side, for MINUTES (default 8), then
+# compare the GPU's repairs and masks with the CPU's. See docs/MODEL.md, "Training on GPUs".
+#
+#   bash docs/gpu_train.sh 60                                # photos in ../shared/data/train
+#   DATA=my-photos OUT=my-out bash docs/gpu_train.sh 60
+#   INPAINT_ARGS="--adv-weight 0.05" DETECT_ARGS="--widths 72,64,96" bash docs/gpu_train.sh 60
+#
+# Run folders: RUNS/gpu-inpaint and RUNS/gpu-detect (RUNS=runs); running it again continues them.
+# Written to OUT: inpaint.pt and detect.pt (the exported models), inpaint-slim.pt (an 11 MB
+# copy of the generator's checkpoint that `restore train --resume` accepts on another
+# machine), each run's log and metrics, and check-device.txt.
+# One generator run at batch 8 leaves the card mostly idle (11 steps/s on an H200), so the
+# two runs share it at little cost; each makes its batches in WORKERS processes.
 set -u
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 MINUTES=${1:-8}
+DATA=${DATA:-../shared/data/train}
+RUNS=${RUNS:-runs}
+OUT=${OUT:-$RUNS/gpu-out}
 DEVICE=${DEVICE:-cuda}
 WORKERS=${WORKERS:-4}
-OUT=${OUT:-runs/gpu-out}
-mkdir -p "$OUT"
-for src in .gpu_data/inpaint-*/ .gpu_data/detect/; do
-  [ -f "$src/checkpoint.pt" ] || [ -f "$src/args" ] || continue
-  name=$(basename "$src")
-  work=runs/gpu-$name
-  mkdir -p "$work"
-  # A later call may find a bare machine (it goes back 30 s after a call): start from the
-  # carried checkpoint unless this machine already holds a newer one.
-  [ -f "$work/checkpoint.pt" ] || [ ! -f "$src/checkpoint.pt" ] || cp "$src/checkpoint.pt" "$work/"
-  extra=$(cat "$src/args" 2>/dev/null || true)
-  if [ "$name" = detect ]; then
-    python3 -m restore train .gpu_data/train --task detect --out "$OUT/detect.pt" --work-dir "$work" \
-      --resume --device "$DEVICE" --batch-size 16 --workers "$WORKERS" --lr 5e-4 --crop 256 \
-      --minutes "$MINUTES" --checkpoint-minutes 2 --sample-every 2000 --quiet $extra \
-      > "$OUT/$name.log" 2>&1 &
-  else
-    python3 -m restore train .gpu_data/train --out "$OUT/$name-model.pt" --work-dir "$work" --resume \
-      --device "$DEVICE" --batch-size 8 --workers "$WORKERS" --crop 192 --perceptual-weight 0 \
-      --r1-weight 0.01 --adv-weight 0.01 --hole-lowpass 8 --hole-pixel-weight 3 --fake-patches share \
-      --transpose 0.5 --minutes "$MINUTES" --checkpoint-minutes 2 --sample-every 2000 --quiet $extra \
-      > "$OUT/$name.log" 2>&1 &
-  fi
-done
+CHECK=${CHECK:-1}  # 0 skips benchmarks/check_device.py
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+mkdir -p "$OUT" "$RUNS/gpu-inpaint" "$RUNS/gpu-detect"
+
+# The generator: the shipped weights with a discriminator first warmed up against them
+# (--d-warmup), then the shipped model's last recipe. Extra flags come last, so they win.
+python3 -m restore train "$DATA" --out "$OUT/inpaint.pt" --work-dir "$RUNS/gpu-inpaint" --resume \
+  --init default --d-warmup 1600 --adv-weight 0.03 --lr 1.5e-4 --crop 256 --batch-size 8 \
+  --device "$DEVICE" --workers "$WORKERS" --minutes "$MINUTES" --checkpoint-minutes 2 \
+  --sample-every 2000 --quiet ${INPAINT_ARGS:-} > "$OUT/inpaint.log" 2>&1 &
+
+# The damage detector: a fine-tune of the shipped one.
+python3 -m restore train "$DATA" --task detect --out "$OUT/detect.pt" --work-dir "$RUNS/gpu-detect" \
+  --resume --init preview --lr 4e-4 --crop 256 --batch-size 16 \
+  --device "$DEVICE" --workers "$WORKERS" --minutes "$MINUTES" --checkpoint-minutes 2 \
+  --sample-every 2000 --quiet ${DETECT_ARGS:-} > "$OUT/detect.log" 2>&1 &
 wait
-for work in runs/gpu-*/; do
-  name=$(basename "$work"); name=${name#gpu-}
-  [ -f "$work/metrics.jsonl" ] && cp "$work/metrics.jsonl" "$OUT/$name-metrics.jsonl"
-  if [ "$name" = detect ]; then
-    cp "$work/checkpoint.pt" "$OUT/detect-checkpoint.pt"
-  else
-    python3 -m restore.train.slim "$work/checkpoint.pt" "$OUT/$name-slim.pt"
-  fi
-  tail -n 1 "$OUT/$name.log" "$OUT/$name-metrics.jsonl"
+
+python3 -m restore.train.slim "$RUNS/gpu-inpaint/checkpoint.pt" "$OUT/inpaint-slim.pt"
+for name in inpaint detect; do
+  cp "$RUNS/gpu-$name/metrics.jsonl" "$OUT/$name-metrics.jsonl" 2>/dev/null
+  tail -n 1 "$OUT/$name.log" "$OUT/$name-metrics.jsonl" 2>/dev/null
 done
-# The accelerator's answers against the CPU's (inpainter and detector), once the card is free.
-python3 benchmarks/check_device.py --device "$DEVICE" > "$OUT/check-device.txt" 2>&1
-cat "$OUT/check-device.txt"
+if [ "$CHECK" != 0 ]; then
+  python3 benchmarks/check_device.py --device "$DEVICE" > "$OUT/check-device.txt" 2>&1
+  cat "$OUT/check-device.txt"
+fi
+# Then measure each export against what ships:
+#   restore eval ../shared/data/val --model OUT/inpaint.pt
+#   python benchmarks/compare_detectors.py ../shared/data/val --detector preview \
+#       --detector OUT/detect.pt --seeds 0,1,2
