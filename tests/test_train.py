@@ -196,11 +196,11 @@ def test_lowpass_hole_loss_leaves_texture_free_but_pins_colour():
     assert reconstruction_loss(textured, real, mask) > 0.1  # per pixel, texture costs like a wrong colour
     assert reconstruction_loss(textured, real, mask, hole_lowpass=8, hole_pixel_weight=0) < 1e-6
     # With hole pixels counted once, as known ones are, texture costs a sixth of what it did.
-    assert reconstruction_loss(textured, real, mask, hole_lowpass=8) == pytest.approx(
-        reconstruction_loss(textured, real, mask) / 6, rel=0.05)
+    assert reconstruction_loss(textured, real, mask, hole_lowpass=8).item() == pytest.approx(
+        reconstruction_loss(textured, real, mask).item() / 6, rel=0.05)
     # A cast costs what it costs per pixel: block means see it whole.
-    assert reconstruction_loss(tinted, real, mask, hole_lowpass=8, hole_pixel_weight=0) == pytest.approx(
-        reconstruction_loss(tinted, real, mask), rel=0.01)
+    cast = reconstruction_loss(tinted, real, mask, hole_lowpass=8, hole_pixel_weight=0).item()
+    assert cast == pytest.approx(reconstruction_loss(tinted, real, mask).item(), rel=0.01)
     outside = real + (1 - mask) * checker  # the known area is still compared pixel by pixel
     assert reconstruction_loss(outside, real, mask, hole_lowpass=8) > 0.05
 
@@ -212,7 +212,7 @@ def test_share_labels_call_a_cell_that_grazes_the_hole_mostly_real():
     grazing = score.clone()
     grazing[..., 1] = 4.0  # "this cell is real"
     for kind in ("any", "share"):
-        assert discriminator_loss(score, score, mask, kind) == pytest.approx(2 * np.log(2), rel=1e-4)
+        assert discriminator_loss(score, score, mask, kind).item() == pytest.approx(2 * np.log(2), rel=1e-4)
     # Calling the grazing column real is wrong under "any", nearly right under "share".
     assert discriminator_loss(score, grazing, mask, "any") > discriminator_loss(score, score, mask, "any")
     assert discriminator_loss(score, grazing, mask, "share") < discriminator_loss(score, score, mask, "share")
@@ -227,11 +227,11 @@ def test_hole_border_weights_the_rim_per_pixel_and_leaves_the_middle_to_block_me
     checker = (torch.arange(64)[:, None] + torch.arange(64)[None]) % 2 * 0.4 - 0.2
     rim = real + checker * ((depth >= 1) & (depth <= 2))
     middle = real + checker * (depth >= 20)
-    def loss(fake, border):
-        return reconstruction_loss(fake, real, mask, hole_lowpass=8, hole_border=border)
+    def loss(fake, border) -> float:
+        return reconstruction_loss(fake, real, mask, hole_lowpass=8, hole_border=border).item()
     # At the rim an outline costs nearly what it does with the full per-pixel weight ...
     assert loss(rim, 4) > 3 * loss(rim, 0)
-    assert loss(rim, 4) == pytest.approx(reconstruction_loss(rim, real, mask), rel=0.3)
+    assert loss(rim, 4) == pytest.approx(reconstruction_loss(rim, real, mask).item(), rel=0.3)
     # ... while deep inside texture is left to the block means as before.
     assert loss(middle, 4) == pytest.approx(loss(middle, 0), rel=0.05)
 
