@@ -9,7 +9,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +21,9 @@ from restore.io.images import (
     is_temp_name,
     normalize_format,
 )
+from restore.io.shards import ShardError, parse_shard
 
 T = TypeVar("T")
-_SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 
 class UsageError(Exception):
@@ -129,16 +128,6 @@ def match_masks(
     return result
 
 
-def parse_shard(shard: str) -> tuple[int, int]:
-    """"K/N" -> (K, N) with 1 <= K <= N; UsageError otherwise."""
-    match = _SHARD_RE.match(shard)
-    if match:
-        k, n = int(match.group(1)), int(match.group(2))
-        if 1 <= k <= n:
-            return k, n
-    raise UsageError(f"--shard must be K/N with 1 <= K <= N (e.g. 2/8), got {shard!r}")
-
-
 def select_shard(items: Sequence[T], shard: str | None) -> list[T]:
     """Keep the items of shard K of N, in their original order.
 
@@ -149,7 +138,10 @@ def select_shard(items: Sequence[T], shard: str | None) -> list[T]:
     """
     if shard is None:
         return list(items)
-    k, n = parse_shard(shard)
+    try:
+        k, n = parse_shard(shard)
+    except ShardError as exc:
+        raise UsageError(str(exc)) from None
     return [item for item in items if _shard_of(_shard_key(item), n) == k - 1]
 
 
