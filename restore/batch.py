@@ -77,6 +77,9 @@ class FileResult:
 class Summary:
     results: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
+    verb: str = "restored"
+    detected: bool = False  # masks came from the detector: say what it found and how to check it
+    check_with: str = "--compare DIR"
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -88,8 +91,14 @@ class Summary:
     def line(self) -> str:
         done = self.count("ok")
         rate = done / self.seconds if self.seconds > 0 else 0.0
-        return (f"restored {done}, skipped {self.count('skipped')}, failed {self.count('failed')} "
+        text = (f"{self.verb} {done}, skipped {self.count('skipped')}, failed {self.count('failed')} "
                 f"in {self.seconds:.1f} s ({rate:.2f} images/s)")
+        if self.detected and done:
+            found = [r.damaged_percent for r in self.results if r.status == "ok" and r.damaged_percent]
+            share = sum(found) / len(found) if found else 0.0
+            text += (f"; the detector found damage in {len(found)} of {done} photos ({share:.2f}% of their "
+                     f"pixels) and misses some dark, faint or coloured damage: look with {self.check_with}")
+        return text
 
 
 @dataclass
@@ -182,10 +191,9 @@ def _write_detected(item: _Loaded, options: DetectOptions, compute_seconds: floa
 def _run(jobs: list[Job], overwrite: bool, report: Callable[[FileResult], None], batch_size: int,
          prefetch: int, load: Callable[[Job], _Loaded], compute: Callable[[list[_Loaded]], list],
          write: Callable[[_Loaded, object, float], FileResult], names: tuple[str, str],
-         on_result: Callable[[FileResult], None] | None) -> Summary:
+         on_result: Callable[[FileResult], None] | None, summary: Summary) -> Summary:
     """The shared skeleton: skip done outputs, prefetch reads, compute in chunks, write behind."""
     started = time.perf_counter()
-    summary = Summary()
 
     def record(result: FileResult) -> None:
         summary.results.append(result)
@@ -284,7 +292,7 @@ def restore_images(
             jobs, options.overwrite, report, options.batch_size, options.prefetch,
             load=lambda job: _load(job, given_dilate, need_mask=detector is None), compute=compute,
             write=lambda item, pixels, secs: _write_repaired(item, pixels, options, secs, names),
-            names=names, on_result=on_result,
+            names=names, on_result=on_result, summary=Summary(detected=detector is not None),
         )
 
 
@@ -313,6 +321,7 @@ def detect_images(
             load=lambda job: _load(job, 0, need_mask=False), compute=compute,
             write=lambda item, _, secs: _write_detected(item, options, secs, names),
             names=names, on_result=on_result,
+            summary=Summary(verb="detected", detected=True, check_with="--overlay DIR"),
         )
 
 
@@ -322,6 +331,7 @@ def report_lines(path: Path | None) -> Iterator[Callable[[FileResult], None]]:
     if path is None:
         yield lambda result: None
         return
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as fh:
         def write(result: FileResult) -> None:
             fh.write(json.dumps(asdict(result)) + "\n")

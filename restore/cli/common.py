@@ -22,9 +22,10 @@ def run_options(outputs: str = "outputs", report_fields: str = "path, status, er
     options = [
         click.option("--overwrite", is_flag=True,
                      help=f"Redo {outputs} that already exist (default: skip them)."),
-        click.option("--shard", metavar="K/N", default=None,
+        click.option("--shard", metavar="K/N|auto", default=None,
                      help="Process a deterministic 1/N of the inputs (K = 1..N), to split work across "
-                          "machines."),
+                          "machines. 'auto' takes K/N from a SLURM job array or a Kubernetes Indexed Job "
+                          "('auto/N' or RESTORE_SHARDS=N gives N there)."),
         click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help=f"Write one JSON line per input ({report_fields})."),
     ]
@@ -65,14 +66,16 @@ def detector_options(func: Callable) -> Callable:
     """--detector, --sensitivity, --detector-views."""
     options = [
         click.option("--detector", default=None, metavar="PATH",
-                     help="Damage detector weights, or 'preview' for the work-in-progress one that ships "
-                          "(default: the shipped default detector; none yet, see docs/MODEL.md)."),
+                     help="Damage detector weights (default: the detector shipped with restore, also "
+                          "called 'preview'). It finds most bright scratches and dust, fewer dark or soft "
+                          "ones and about half of large damage, and flags under 0.1% of a clean photo's "
+                          "pixels: check what it found with --compare or --save-masks (docs/MODEL.md)."),
         click.option("--sensitivity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
                      help="Higher finds fainter damage but flags more that is not; lower the opposite."),
         click.option("--detector-views", type=click.IntRange(1, 4), default=None,
                      help="Views of each tile the detector averages (as is, transposed, mirrored, upside "
-                          "down) [default: what its weights say, 3 for the preview]. Fewer are faster and "
-                          "flag more of a clean photo; each count has its own calibrated threshold."),
+                          "down) [default: what its weights say, 3 for the shipped one]. Fewer are faster "
+                          "and flag more of a clean photo; each count has its own calibrated threshold."),
     ]
     for option in reversed(options):
         func = option(func)

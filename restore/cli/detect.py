@@ -43,5 +43,5 @@ def detect_command(source: str, out_dir: Path, overlay: Path | None, overwrite: 
     except UsageError as exc:
         fail_usage(str(exc))
     if not quiet:
-        click.echo(summary.line().replace("restored", "detected"), err=True)
+        click.echo(summary.line(), err=True)
     sys.exit(summary.exit_code)

@@ -29,8 +29,8 @@ metrics, in the same format as a one-device run, so either resumes the other."""
               help="Checkpoints, sample grids and metrics.jsonl. Default: OUT's name + '-train/'.")
 @click.option("--resume", is_flag=True, help="Continue from WORK_DIR/checkpoint.pt if present.")
 @click.option("--init", "init", type=str, default=None,
-              help="Fine-tune from a model: a path, or 'default' for the shipped one ('preview': the "
-                   "work-in-progress detector, with --task detect).")
+              help="Fine-tune from a model: a path, or 'default' for the shipped one (with --task "
+                   "detect: the shipped detector, also called 'preview').")
 @click.option("--steps", type=int, default=100_000, show_default=True)
 @click.option("--minutes", type=float, default=None, help="Stop after this much time.")
 @click.option("--batch-size", type=int, default=None,
@@ -188,7 +188,7 @@ def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path |
                     tophat: int, channel_cues: bool, widths: tuple[int, int, int] | None) -> None:
     from restore.detect.model import DetectorConfig
     from restore.detect.train import DetectTrainConfig, train_detector
-    from restore.detect.weights import default_detector_path, resolve_detector_path
+    from restore.detect.weights import resolve_detector_path
     from restore.train.progress import TrainProgress
 
     if crop % 16:
@@ -196,7 +196,7 @@ def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path |
     work_dir = work_dir or out.with_name(out.stem + "-train")
     init_path = None
     if init:
-        init_path = default_detector_path() if init == "default" else resolve_detector_path(init)
+        init_path = resolve_detector_path(init)
         if not (resume and (work_dir / "checkpoint.pt").exists()):  # a resumed run keeps its shape
             _check_growth(init_path, tophat, channel_cues, widths)
     cfg = DetectTrainConfig(

@@ -8,37 +8,30 @@ from pathlib import Path
 import torch
 
 from restore.detect.model import DamageNet, DetectorConfig
-from restore.model.weights import WeightsError, read_weights, save_atomic
+from restore.model.weights import read_weights, save_atomic
 
 DETECTOR_FORMAT = "restore-detect-v1"
 
 
-PREVIEW = "preview"  # --detector preview: the shipped work-in-progress detector
+# Names for the detector that ships inside the package: "default", and "preview", its name from
+# before it became the default (kept so scripts that say --detector preview keep working).
+SHIPPED_NAMES = ("default", "preview")
 
 
 def default_detector_path() -> Path:
-    """The default detector inside the package (not shipped yet: see docs/MODEL.md)."""
+    """The detector inside the package, used whenever no other one is named."""
     return Path(__file__).resolve().parents[1] / "weights" / "detect.pt"
 
 
-def preview_detector_path() -> Path:
-    """A work-in-progress detector that ships for trying out and fine-tuning, never used by default."""
-    return Path(__file__).resolve().parents[1] / "weights" / "detect-preview.pt"
-
-
 def resolve_detector_path(model: str | os.PathLike | None) -> Path:
-    """None: the default detector; "preview": the preview one; anything else is a path."""
-    if model is None:
+    """None or a shipped name: the default detector; anything else is a path."""
+    if model is None or str(model) in SHIPPED_NAMES:
         return default_detector_path()
-    return preview_detector_path() if str(model) == PREVIEW else Path(model)
+    return Path(model)
 
 
 def load_detector(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> DamageNet:
     """Build the network a weights file describes and load it, in eval mode."""
-    if path is None and not default_detector_path().exists():
-        raise WeightsError("restore ships no default damage detector yet: give --masks, or try the "
-                           "work-in-progress one with --detector preview (its measured quality is in "
-                           "docs/MODEL.md; check its masks with `restore detect --overlay` first)")
     path = resolve_detector_path(path)
     config, state, meta = read_weights(path, DETECTOR_FORMAT, "damage detector", "optimizer")
     model = DamageNet(DetectorConfig.from_dict(config))
@@ -46,7 +39,7 @@ def load_detector(path: str | os.PathLike | None = None, device: str | torch.dev
     # The probability that sensitivity 0.5 stands for, calibrated on clean training photos.
     model.threshold = float(meta.get("threshold", 0.5))
     # How many views the detector averages by default (the threshold is for this many),
-    # and the thresholds calibrated for each number of views (files from before session 16: none).
+    # and the thresholds calibrated for each number of views (older files have none).
     model.views = int(meta.get("views", 1))
     model.thresholds = {int(k): float(v) for k, v in meta.get("thresholds", {}).items()}
     return model.eval().to(device)
