@@ -58,6 +58,10 @@ def main() -> None:
     parser.add_argument("--rates", default="0.087", help="percent of clean pixels flagged, comma-separated")
     parser.add_argument("--types", default="scratch,dust,mixed", help="damage types, or all")
     parser.add_argument("--views", type=int, default=3)
+    parser.add_argument("--also-clean", default=None, metavar="DIR",
+                        help="more clean photos (e.g. held-out textures: python benchmarks/detector_data.py "
+                             "--holdout-dir DIR): the share of their pixels each detector flags at the "
+                             "matched thresholds and at its own")
     parser.add_argument("--seeds", default="0",
                         help="the exam's damage seeds, comma-separated; counts are pooled over them")
     args = parser.parse_args()
@@ -67,11 +71,16 @@ def main() -> None:
     photos = [(rel, np.rint(to_colour(read_image(path).pixels) * 255).astype(np.uint8))
               for path, rel in find_photos(args.data)]
     print(f"{len(photos)} photos, {args.views} view(s), full-resolution scan, seeds {args.seeds}")
-    print("detector  rate%  threshold  " + "  ".join(f"{t} P/R/F1" for t in types))
+    extra = ([np.rint(to_colour(read_image(path).pixels) * 255).astype(np.uint8)
+              for path, _ in find_photos(args.also_clean)] if args.also_clean else [])
+    print("detector  rate%  threshold  " + "  ".join(f"{t} P/R/F1" for t in types)
+          + (f"  also-clean% ({len(extra)})" if extra else ""))
     for name in args.detector:
         detector = Detector(name, coarse_side=None, views=args.views)
+        own = detector.threshold
         detector.threshold = 0.0  # every view on every tile: the thresholds are applied here
         clean = [detector.probabilities([photo])[0] for _, photo in photos]
+        textures = [detector.probabilities([photo])[0] for photo in extra]
         thresholds = [matched_threshold(clean, rate) for rate in rates]
         counts = {t: [Counts() for _ in rates] for t in types}
         for damage, seed in itertools.product(types, seeds):
@@ -85,7 +94,14 @@ def main() -> None:
             for damage in types:
                 s = counts[damage][k].scores()
                 cells.append(f"{s['precision']:.3f}/{s['recall']:.3f}/{s['f1']:.3f}")
+            if textures:
+                cells.append(f"{100 * np.mean([(t > threshold).mean() for t in textures]):.3f}")
             print(f"{name}  {rate:.3f}  {threshold:.5f}  " + "  ".join(cells), flush=True)
+        if textures:
+            flagged = [100 * (t > own).mean() for t in textures]
+            print(f"{name}  own threshold {own:.5f}: also-clean {np.mean(flagged):.3f}% of pixels flagged "
+                  f"(median photo {np.median(flagged):.3f}%, worst {max(flagged):.2f}%, "
+                  f"{sum(f == 0 for f in flagged)} of {len(flagged)} photos untouched)", flush=True)
 
 
 if __name__ == "__main__":

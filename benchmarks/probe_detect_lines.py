@@ -16,6 +16,7 @@ difference, not that it leaves every real wire alone.
     python benchmarks/probe_detect_lines.py ../shared/data/val --detector preview
     python benchmarks/probe_detect_lines.py ../shared/data/val --views 1 --widths 1,2,4,7 --sigmas 0,0.8,1.5
     python benchmarks/probe_detect_lines.py ../shared/data/val --behind --tones 0.05
+    python benchmarks/probe_detect_lines.py ../shared/data/val --tones 0.95 --sigmas 0 --angles 0,45,90
     python benchmarks/probe_detect_lines.py ../shared/data/val --grey --widths 2 --sigmas 0 \
         --tones 0.05,0.95,0.3/0.75/0.3
 """
@@ -38,12 +39,15 @@ VISIBLE = 0.1  # a counted pixel changes by more than this (0-1 scale, largest c
 
 
 def draw_line(photo: np.ndarray, seed: int, width: int, sigma: float, tone: float | np.ndarray,
-              behind: bool = False) -> tuple[np.ndarray, np.ndarray]:
+              behind: bool = False, degrees: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The photo (float RGB 0-1) with one line over it (``behind``: behind all but its open,
-    smooth parts), as uint8, and the pixels that count."""
+    smooth parts; ``degrees``: its angle, 0 level, 90 upright, default seeded), as uint8, and
+    the pixels that count."""
     rng = np.random.default_rng(seed)
     h, w = photo.shape[:2]
     angle = rng.uniform(0, np.pi)
+    if degrees is not None:
+        angle = np.deg2rad(degrees)
     cx, cy, half = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h, 0.4 * max(h, w)
     dx, dy = half * np.cos(angle), half * np.sin(angle)
     cover = np.zeros((h, w), np.float32)
@@ -68,6 +72,8 @@ def main() -> None:
                         help="line tones, 0 black to 1 white, or R/G/B colours (0.3/0.75/0.3: green)")
     parser.add_argument("--grey", action="store_true", help="make the photos grey first (old prints)")
     parser.add_argument("--every", type=int, default=2, help="use every Nth photo (sorted)")
+    parser.add_argument("--angles", default=None,
+                        help="line angles in degrees (0 level, 90 upright), comma-separated; default seeded")
     parser.add_argument("--behind", action="store_true",
                         help="lines pass behind the scene like power lines (should not be found)")
     args = parser.parse_args()
@@ -79,16 +85,19 @@ def main() -> None:
     tones = {name: np.array([float(v) for v in name.split("/")], np.float32) if "/" in name else float(name)
              for name in args.tones.split(",")}
     print(f"{len(photos)} photos, {detector.views} view(s)")
-    print("width  softness  tone  " + ("flagged" if args.behind else "recall"))
-    for width, sigma, tone in itertools.product([int(v) for v in args.widths.split(",")],
-                                                [float(v) for v in args.sigmas.split(",")],
-                                                tones):
+    angles = [None] if args.angles is None else [float(a) for a in args.angles.split(",")]
+    print("width  softness  tone  angle  " + ("flagged" if args.behind else "recall"))
+    for width, sigma, tone, angle in itertools.product([int(v) for v in args.widths.split(",")],
+                                                       [float(v) for v in args.sigmas.split(",")],
+                                                       tones, angles):
         found = counted_total = 0
         for seed, photo in enumerate(photos):
-            lined, counted = draw_line(photo, seed, width, sigma, tones[tone], args.behind)
+            lined, counted = draw_line(photo, seed, width, sigma, tones[tone], args.behind, angle)
             found += int(detector.detect([lined])[0][counted].sum())
             counted_total += int(counted.sum())
-        print(f"{width:5d}  {sigma:8.1f}  {tone:>4s}  {found / max(counted_total, 1):.2f}", flush=True)
+        shown = "seeded" if angle is None else f"{angle:g}"
+        print(f"{width:5d}  {sigma:8.1f}  {tone:>4s}  {shown:>5s}  {found / max(counted_total, 1):.2f}",
+              flush=True)
 
 
 if __name__ == "__main__":
