@@ -58,6 +58,27 @@ def test_each_damage_type_is_seeded_and_labelled(damage, photo):
     assert not np.array_equal(label_a, label_c)
 
 
+def test_axis_aligned_scratches_are_a_setting(monkeypatch):
+    def orientations(share: float) -> list[float]:
+        """Degrees from level of each scratch layer's principal axis (0 or 90: axis-aligned)."""
+        monkeypatch.setattr(synth, "AXIS_SHARE", share)
+        found = []
+        for seed in range(40):
+            cover = synth.scratch(256, 256, np.random.default_rng(seed), 1.0)[0]
+            ys, xs = np.nonzero(cover > 0.35)
+            if len(xs) > 50:
+                vals, vecs = np.linalg.eigh(np.cov(np.stack([xs, ys])))
+                if vals[1] > 20 * vals[0]:  # one straight-ish line, not a crossing of several
+                    found.append(float(np.degrees(np.arctan2(abs(vecs[1, 1]), abs(vecs[0, 1])))))
+        return found
+
+    def off_axis(angles: list[float]) -> float:
+        return float(np.mean([min(a, 90 - a) > 5 for a in angles]))
+
+    # A line's wobble tilts its principal axis a little; at 0 nearly all lie anywhere.
+    assert off_axis(orientations(1.0)) < 0.15 and off_axis(orientations(0.0)) > 0.7
+
+
 def test_the_share_of_tinted_scratches_and_dust_is_a_setting(monkeypatch):
     def tinted(share: float) -> float:
         monkeypatch.setattr(synth, "TINT_SHARE", share)

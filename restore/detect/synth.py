@@ -40,6 +40,12 @@ Layer = tuple[np.ndarray, np.ndarray]  # (coverage H x W float32 in [0, 1], colo
 TINT_SHARE = 0.15
 
 
+# Of scratches, the share drawn straight, level or upright, as film scratches and cine "rain" run.
+# The exam keeps 0 (any other value changes its draws); the preview finds such lines far less
+# often than slanted ones (docs/experiments.md, 'axis-aligned lines'), so training can raise it.
+AXIS_SHARE = 0.0
+
+
 def _tone(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """Damage colour: mostly near-white or near-black, sometimes a grey or a tint."""
     r = rng.random()
@@ -53,9 +59,9 @@ def _tone(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 def _curve(rng: np.random.Generator, h: int, w: int, length: float, bend: float,
-           points: int = 32) -> np.ndarray:
+           points: int = 32, angle: float | None = None) -> np.ndarray:
     x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
-    angle = rng.uniform(0, np.pi)
+    angle = rng.uniform(0, np.pi) if angle is None else angle
     t = np.linspace(-0.5, 0.5, points)
     wobble = np.cumsum(rng.normal(0, 0.002, points)) * length
     xs = x0 + t * length * np.cos(angle) - (bend * length * t**2 + wobble) * np.sin(angle)
@@ -79,7 +85,12 @@ def scratch(h: int, w: int, rng: np.random.Generator, scale: float) -> Layer:
     cov = np.zeros((h, w), np.float32)
     for _ in range(int(rng.integers(1, 6))):
         width = max(1, int(round(rng.choice([1, 1, 1, 2, 2, 3, 4]) * max(1.0, scale * rng.uniform(0.6, 1)))))
-        pts = _curve(rng, h, w, rng.uniform(0.2, 1.3) * max(h, w), rng.normal(0, 0.12))
+        length, bend = rng.uniform(0.2, 1.3) * max(h, w), rng.normal(0, 0.12)
+        if AXIS_SHARE > 0 and rng.random() < AXIS_SHARE:  # no draw at 0: the exam's lines stay as they were
+            bend, angle = bend * 0.1, int(rng.integers(2)) * np.pi / 2 + rng.normal(0, 0.01)
+        else:
+            angle = None
+        pts = _curve(rng, h, w, length, bend, angle=angle)
         layer = np.zeros_like(cov)
         _draw_polyline(layer, pts, width)
         if rng.random() < 0.4:  # broken scratch: gaps along its length
