@@ -34,13 +34,13 @@ from restore.inpaint.engine import Inpainter
 from restore.io.images import Picture, atomic_output
 from restore.video.masks import (
     CUES,
-    OverlayCue,
     folder_masks,
     grow,
     single_frame_defects,
     static_masks,
     video_masks,
 )
+from restore.video.overlay import OverlayFinder
 from restore.video.plan import VideoJob, is_video, plan_video_jobs
 from restore.video.propagate import FrameSlot, Propagator, propagate, resolve_chain, to_grey
 from restore.video.reader import (
@@ -54,7 +54,7 @@ from restore.video.reader import (
 )
 from restore.video.writer import DEFAULT_CRF, FramesWriter, VideoWriter, atomic_folder, output_pix_fmt
 
-OVERLAY_WARMUP = 150  # frames read ahead once to learn burnt-in overlays before the first is written
+OVERLAY_WARMUP = 150  # frames read ahead once to find burnt-in overlays before the first is written
 SEQUENCE_FPS = Fraction(24)  # frame sequences have no rate of their own; film runs at 24
 
 
@@ -111,7 +111,7 @@ class _Stream:
         self.use_specks = auto and "specks" in options.cues
         self.window: dict[int, FrameSlot] = {}
         self.prop: Propagator | None = None
-        self.overlay: OverlayCue | None = None
+        self.overlay: OverlayFinder | None = None
         self.ended = False
         self.read = 0
         self.shape: tuple[int, ...] | None = None
@@ -151,7 +151,7 @@ class _Stream:
         if self.prop is None and self.options.temporal:
             self.prop = Propagator(shape[0], shape[1], self.options.flow_side)
             if self.use_overlay:
-                self.overlay = OverlayCue((self.prop.low[1], self.prop.low[0]))
+                self.overlay = OverlayFinder((self.prop.low[1], self.prop.low[0]), OVERLAY_WARMUP)
                 if warmup is not None:
                     self._learn_overlay(warmup)
         if self.masks is not None:
@@ -178,26 +178,21 @@ class _Stream:
             slot = FrameSlot(self.read, pixels, hole)
             if self.prop is not None:
                 self.prop.prepare(slot)
-                previous = self.window.get(self.read - 1)
-                if self.overlay is not None and previous is not None:
-                    self.overlay.update(previous.raw_grey, slot.raw_grey, self.prop.flow(slot, previous))
+                if self.overlay is not None and not self.overlay.done:  # no warm-up: learn on the way
+                    self.overlay.add(slot.raw_grey)
             else:
                 slot.set_final()
             self.window[self.read] = slot
             self.read += 1
 
     def _learn_overlay(self, warmup: Iterator[np.ndarray]) -> None:
-        """Read the first frames once, only to vote on overlays, before anything is repaired."""
+        """Read the first frames once, only to find overlays, before anything is repaired."""
         assert self.prop is not None and self.overlay is not None
-        previous = None
         for frame in itertools.islice(warmup, OVERLAY_WARMUP):
-            pixels = frame if frame.ndim == 3 else frame[..., None]
-            slot = FrameSlot(-1, pixels, np.zeros(frame.shape[:2], bool))
-            self.prop.prepare(slot)
-            if previous is not None:
-                flow = self.prop.dis.calc(slot.grey, previous.grey, None)
-                self.overlay.update(previous.raw_grey, slot.raw_grey, flow)
-            previous = slot
+            grey = to_grey(frame)
+            self.overlay.add(cv2.resize(grey, self.prop.low, interpolation=cv2.INTER_AREA)
+                             if self.prop.scale < 1 else grey)
+        self.overlay.finish()
 
     def _finalise(self, index: int) -> None:
         """Add the temporal cues to a frame's mask; needs the next frame for specks."""
