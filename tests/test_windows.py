@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from restore.inpaint.windows import Box, deep_hole, feather, plan_regions, split_tiles
+from restore.inpaint.windows import (
+    SPOT_CONTEXT,
+    SPOT_SIDES,
+    Box,
+    deep_hole,
+    feather,
+    plan_regions,
+    plan_spots,
+    split_tiles,
+)
 
 
 def _covered(mask: np.ndarray, boxes: list[Box]) -> np.ndarray:
@@ -67,3 +76,52 @@ def test_deep_hole_marks_only_the_far_interior():
     mask[50:350, 50:350] = True
     deep = deep_hole(mask, reach=64)
     assert deep[200, 200] and not deep[60, 200] and not deep[~mask].any()
+
+
+def _specks(shape, count, seed=0):
+    """Dust: ``count`` round specks 2-15 px across, anywhere in the frame."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(shape, np.uint8)
+    for _ in range(count):
+        r = int(rng.integers(1, 8))
+        cv2.circle(mask, (int(rng.integers(0, shape[1])), int(rng.integers(0, shape[0]))), r, 1, -1)
+    return mask > 0
+
+
+def test_many_specks_get_small_windows_of_their_own_not_a_frame_sized_region():
+    mask = _specks((2000, 3000), 400)
+    spots, rest = plan_spots(mask)
+    assert not rest.any() and plan_regions(rest) == []
+    assert all(max(s.window.height, s.window.width) <= max(SPOT_SIDES) for s in spots)
+    assert sum(s.window.height * s.window.width for s in spots) < 0.25 * mask.size
+    # Before spots, the same specks' windows merged into regions covering most of the frame.
+    assert sum(b.height * b.width for b in plan_regions(mask)) > 0.5 * mask.size
+
+
+def test_every_spot_pixel_is_owned_once_and_has_context_around_it():
+    mask = _specks((700, 900), 150, seed=1)
+    spots, rest = plan_spots(mask)
+    owned = np.zeros(mask.shape, int)
+    for spot in spots:
+        w = spot.window
+        owned[w.slices] += spot.own
+        ys, xs = np.nonzero(spot.own)
+        y0, y1, x0, x1 = ys.min() + w.y0, ys.max() + w.y0, xs.min() + w.x0, xs.max() + w.x0
+        for near, far, lo, hi in ((y0, y1, w.y0, w.y1), (x0, x1, w.x0, w.x1)):
+            at_edge = lo == 0 or hi in mask.shape
+            assert at_edge or (near - lo >= SPOT_CONTEXT and hi - 1 - far >= SPOT_CONTEXT)
+    assert np.array_equal(owned + rest, mask.astype(int))  # each hole pixel: one spot, or the rest
+
+
+def test_long_scratches_and_dense_clusters_are_not_spots():
+    mask = np.zeros((600, 800), bool)
+    mask[300:302, 50:750] = True  # a hairline: regions and small tiles along it, as before
+    for dy in (0, 1):  # 2x2 dots 1 px apart: each small, but their windows mostly hole
+        for dx in (0, 1):
+            mask[100 + dy : 180 : 3, 100 + dx : 180 : 3] = True
+    mask[500:505, 400:406] = True  # one speck
+    spots, rest = plan_spots(mask)
+    assert rest[300, 400] and rest[139, 139]
+    assert not rest[502, 402] and any(s.own.sum() == 30 and s.window.y0 <= 500 for s in spots)

@@ -7,9 +7,15 @@ batched across all images given:
 1. coarse: holes wider than a tile are filled first at reduced scale, so their middle has
    something plausible to continue from;
 2. fine: windows and tiles at full resolution (see ``windows``), blended with feathering;
+   small spots get small windows of their own, many per model call;
 3. grain: the photo's own fine texture is carried into the rim of each fill (see ``grain``);
 4. composite: hole pixels are replaced (their chroma kept within the photo's own range),
    everything else is the input, bit for bit.
+
+Memory stays near the size of the files: windows are cut from the uint8/uint16 pixels as they
+are needed, fills are kept only for hole pixels, and grain and composite work a window at a
+time; the one full-size copy is the output. Only a region the coarse pass fills (a hole wider
+than a tile) is held as float colour whole.
 
 The object holds only the model and its settings; no per-image state survives a call.
 """
@@ -25,24 +31,49 @@ import torch
 
 from restore.inpaint.composite import chroma_range, composite, to_colour
 from restore.inpaint.device import cpu_has_fast_bf16, pick_device
-from restore.inpaint.grain import GRAIN_STRENGTH, add_grain
-from restore.inpaint.windows import Box, deep_hole, feather, plan_regions, split_tiles
+from restore.inpaint.grain import GRAIN_STRENGTH, grain_core, grain_tiles
+from restore.inpaint.windows import Box, deep_hole, feather, plan_regions, plan_spots, split_tiles
 from restore.model.prefill import push_pull
 from restore.model.weights import load_generator
+
+SMALL_CALL = 4 * 128 * 128  # pixels per model call per --batch-size for windows under 128²
+CHUNK_PIXELS = 1 << 21  # window pixels cut (as float) at a time in the fine pass (24 MB)
 
 
 @dataclass
 class _Region:
-    """One region of one image being repaired; lives only during a ``repair`` call."""
+    """One region (or one spot's window) of one image being repaired; lives only during a
+    ``repair`` call. Holds views of the input, not float copies of it."""
 
     image: int
     box: Box
     picture: tuple[int, int]  # the whole image's height and width
-    colour: np.ndarray  # region pixels as float32 RGB in [0, 1]
-    hole: np.ndarray  # bool, the pixels to repair
-    fine_hole: np.ndarray  # the part the full-resolution pass fills
-    result: np.ndarray | None = None
+    pixels: np.ndarray  # the region's file pixels (a view)
+    hole: np.ndarray  # bool, every damaged pixel in the region: unknown to the model and to grain
+    own: np.ndarray  # the pixels this region writes; a spot's window also holds others' holes
+    fine_hole: np.ndarray  # the part of ``hole`` the full-resolution pass fills
+    spot: bool = False
+    colour: np.ndarray | None = None  # float RGB with the coarse fill in; only where it ran
+    flat: np.ndarray | None = None  # raster indices of the hole pixels within the region
+    values: np.ndarray | None = None  # float RGB fill of each of those pixels
     tiles: list[Box] = field(default_factory=list)
+
+    def crop(self, tile: Box) -> np.ndarray:
+        """Float RGB of ``tile`` (region coordinates), the coarse fill in where there is one."""
+        return self.colour[tile.slices] if self.colour is not None else to_colour(self.pixels[tile.slices])
+
+    def positions(self, tile: Box, where: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ys, xs) of the ``where`` pixels in ``tile`` (tile coordinates) and their index in ``flat``."""
+        ys, xs = np.nonzero(where)
+        flat = (ys + tile.y0) * self.box.width + (xs + tile.x0)
+        return ys, xs, np.searchsorted(self.flat, flat)
+
+    def filled(self, window: Box) -> np.ndarray:
+        """Float RGB of ``window`` with the fill in every hole pixel."""
+        colour = to_colour(self.pixels[window.slices])
+        ys, xs, index = self.positions(window, self.hole[window.slices])
+        colour[ys, xs] = self.values[index]
+        return colour
 
 
 def _precision(device: torch.device, precision: str) -> torch.dtype:
@@ -142,8 +173,9 @@ class Inpainter:
         multiple = self.model.multiple
         for (h, w), indices in by_shape.items():
             ph, pw = (-h) % multiple, (-w) % multiple
-            for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start : start + self.batch_size]
+            per_call = self._per_call(h, w)
+            for start in range(0, len(indices), per_call):
+                chunk = indices[start : start + per_call]
                 img = torch.from_numpy(np.stack([crops[i] for i in chunk])).permute(0, 3, 1, 2)
                 msk = torch.from_numpy(np.stack([holes[i] for i in chunk])[:, None].astype(np.float32))
                 if ph or pw:
@@ -169,14 +201,28 @@ class Inpainter:
                     results[i] = out[j].numpy()
         return results  # type: ignore[return-value]
 
+    def _per_call(self, height: int, width: int) -> int:
+        """Windows per model call: ``batch_size``, or as many small ones as hold the same pixels
+        as ``batch_size`` 128² windows (a spot's window is 32-96 px; one per call wastes the call)."""
+        if height * width >= 128 * 128:
+            return self.batch_size
+        return max(self.batch_size, self.batch_size * SMALL_CALL // (4 * height * width))
+
     # -- whole images --------------------------------------------------------------
 
     def _regions(self, index: int, pixels: np.ndarray, hole: np.ndarray) -> list[_Region]:
+        spots, rest = plan_spots(hole)
         regions = []
-        for box in plan_regions(hole, self.tile, self.min_context):
+        for box in plan_regions(rest, self.tile, self.min_context):
             region_hole = hole[box.slices]
-            colour = to_colour(pixels[box.slices])
-            regions.append(_Region(index, box, hole.shape, colour, region_hole, region_hole))
+            own = rest[box.slices]
+            if np.array_equal(own, region_hole):
+                own = region_hole
+            regions.append(_Region(index, box, hole.shape, pixels[box.slices], region_hole, own, region_hole))
+        for spot in spots:
+            window_hole = hole[spot.window.slices]
+            regions.append(_Region(index, spot.window, hole.shape, pixels[spot.window.slices], window_hole,
+                                   spot.own, window_hole, spot=True))
         return regions
 
     def _coarse_pass(self, regions: list[_Region]) -> None:
@@ -188,6 +234,7 @@ class Inpainter:
             return
         crops, holes, borders = [], [], []
         for region, _ in todo:
+            region.colour = to_colour(region.pixels)
             scale = self.tile / max(region.box.height, region.box.width)
             size = (max(8, round(region.box.width * scale)), max(8, round(region.box.height * scale)))
             crops.append(cv2.resize(region.colour, size, interpolation=cv2.INTER_AREA))
@@ -197,7 +244,6 @@ class Inpainter:
         for (region, deep), small in zip(todo, self.fill(crops, holes, borders), strict=True):
             big = cv2.resize(small, (region.box.width, region.box.height),
                              interpolation=cv2.INTER_CUBIC).clip(0, 1)
-            region.colour = region.colour.copy()
             region.colour[deep] = big[deep]
             region.fine_hole = region.hole & ~deep
 
@@ -210,44 +256,91 @@ class Inpainter:
         deepest point on every side.
         """
         whole = Box(0, 0, region.box.height, region.box.width)
-        tiles = split_tiles(whole, region.fine_hole, self.tile, self.overlap)
-        depth = float(cv2.distanceTransform(region.fine_hole.astype(np.uint8), cv2.DIST_L2, 3).max())
+        if region.spot:
+            return [whole], self.overlap
+        # Only the region's own holes need tiles; spots inside it are filled in their own windows.
+        todo = region.fine_hole if region.own is region.hole else region.fine_hole & region.own
+        tiles = split_tiles(whole, todo, self.tile, self.overlap)
+        depth = float(cv2.distanceTransform(todo.astype(np.uint8), cv2.DIST_L2, 3).max())
         side = max(128, -(-int(2 * (2 * depth + self.min_context)) // 64) * 64)
         if side >= self.tile:
             return tiles, self.overlap
         overlap = min(self.overlap, side // 4)
-        small = split_tiles(whole, region.fine_hole, side, overlap)
+        small = split_tiles(whole, todo, side, overlap)
         if sum(t.height * t.width for t in small) < 0.6 * sum(t.height * t.width for t in tiles):
             return small, overlap
         return tiles, self.overlap
 
     def _fine_pass(self, regions: list[_Region]) -> None:
-        crops, holes, borders, owners = [], [], [], []
-        overlaps: dict[int, int] = {}
+        """Run every tile, a chunk of cut windows at a time, and blend at the hole pixels only:
+        the same sums in the same order as blending whole float regions, without holding them."""
+        jobs: list[tuple[_Region, Box, int]] = []
         for region in regions:
-            region.tiles, overlaps[id(region)] = self._tiles(region)
-            for tile in region.tiles:
-                crops.append(region.colour[tile.slices])
-                holes.append(region.fine_hole[tile.slices])
-                borders.append(_at_border(region, tile))
-                owners.append((region, tile))
-        outputs = self.fill(crops, holes, borders)
-        accum: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for (region, tile), out in zip(owners, outputs, strict=True):
-            key = id(region)
-            if key not in accum:
-                accum[key] = (np.zeros_like(region.colour), np.zeros(region.colour.shape[:2], np.float32))
-            total, weight = accum[key]
-            w = feather(tile, Box(0, 0, region.box.height, region.box.width), overlaps[key])
-            total[tile.slices] += out * w[..., None]
-            weight[tile.slices] += w
+            region.tiles, overlap = self._tiles(region)
+            jobs += [(region, tile, overlap) for tile in region.tiles]
+        order = sorted(range(len(jobs)), key=lambda i: (jobs[i][1].height, jobs[i][1].width))
+        parts: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(jobs)
+        start = 0
+        while start < len(order):
+            stop, pixels = start, 0
+            while stop < len(order) and (stop == start or pixels < CHUNK_PIXELS):
+                pixels += jobs[order[stop]][1].height * jobs[order[stop]][1].width
+                stop += 1
+            chunk = order[start:stop]
+            crops = [jobs[i][0].crop(jobs[i][1]) for i in chunk]
+            holes = [jobs[i][0].fine_hole[jobs[i][1].slices] for i in chunk]
+            borders = [_at_border(jobs[i][0], jobs[i][1]) for i in chunk]
+            for i, out in zip(chunk, self.fill(crops, holes, borders), strict=True):
+                region, tile, overlap = jobs[i]
+                w = feather(tile, Box(0, 0, region.box.height, region.box.width), overlap)
+                where = region.fine_hole[tile.slices]
+                parts[i] = (out[where] * w[where][:, None], w[where])
+            start = stop
+        by_region: dict[int, list[int]] = {}
+        for i, (region, _, _) in enumerate(jobs):
+            by_region.setdefault(id(region), []).append(i)
         for region in regions:
-            result = region.colour.copy()
-            if id(region) in accum:
-                total, weight = accum[id(region)]
-                blended = total / np.maximum(weight, 1e-6)[..., None]
-                result[region.fine_hole] = blended[region.fine_hole]
-            region.result = result
+            region.flat = np.flatnonzero(region.hole)
+            values = region.crop(Box(0, 0, region.box.height, region.box.width))[region.hole] \
+                if region.colour is not None else to_colour(region.pixels[region.hole][:, None])[:, 0]
+            total = np.zeros((len(region.flat), 3), np.float32)
+            weight = np.zeros(len(region.flat), np.float32)
+            for i in by_region.get(id(region), []):
+                tile = jobs[i][1]
+                _, _, index = region.positions(tile, region.fine_hole[tile.slices])
+                part, w = parts[i]  # type: ignore[misc]
+                total[index] += part
+                weight[index] += w
+            done = weight > 0
+            values[done] = total[done] / np.maximum(weight[done], 1e-6)[:, None]
+            region.values = values
+
+    def _paste_spots(self, regions: list[_Region]) -> None:
+        """Spot pixels inside a region take the spot's own fill, so that the region's grain sees
+        them filled, not as the damage they were."""
+        spots = [r for r in regions if r.spot]
+        for region in regions:
+            if region.spot or region.own is region.hole:
+                continue
+            for spot in spots:
+                if spot.image != region.image or not spot.box.overlaps(region.box):
+                    continue
+                sy, sx, spot_index = spot.positions(Box(0, 0, spot.box.height, spot.box.width), spot.own)
+                ys, xs = sy + spot.box.y0 - region.box.y0, sx + spot.box.x0 - region.box.x0
+                inside = (ys >= 0) & (ys < region.box.height) & (xs >= 0) & (xs < region.box.width)
+                flat = ys[inside] * region.box.width + xs[inside]
+                region.values[np.searchsorted(region.flat, flat)] = spot.values[spot_index[inside]]
+
+    def _finish(self, region: _Region, output: np.ndarray, chroma: np.ndarray | None) -> None:
+        """Grain and composite, one grain window at a time; only ``region.own`` is written."""
+        grain = self.grain > 0 and not region.hole.all()
+        for window, core in grain_tiles(region.hole):
+            colour = region.filled(window)
+            if grain:
+                colour = grain_core(colour, region.hole[window.slices], core, self.grain)
+            where = core.shift(window.y0, window.x0)
+            target = where.shift(region.box.y0, region.box.x0).slices
+            output[target] = composite(output[target], colour[core.slices], region.own[where.slices], chroma)
 
     def repair(self, images: list[np.ndarray], masks: list[np.ndarray]) -> list[np.ndarray]:
         """Repair each image's masked pixels; pixels outside the mask are returned unchanged."""
@@ -256,14 +349,14 @@ class Inpainter:
             if mask.shape != pixels.shape[:2]:
                 raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]}, image is "
                                  f"{pixels.shape[1]}x{pixels.shape[0]}")
-            regions += self._regions(i, pixels, mask.astype(bool))
+            regions += self._regions(i, pixels, mask.astype(bool, copy=False))
         self._coarse_pass(regions)
         self._fine_pass(regions)
+        self._paste_spots(regions)
         outputs = [img.copy() for img in images]
-        chroma = {i: chroma_range(images[i], masks[i].astype(bool)) for i in {r.image for r in regions}}
+        chroma = {i: chroma_range(images[i], masks[i].astype(bool, copy=False))
+                  for i in {r.image for r in regions}}
         for region in regions:
-            sl = region.box.slices
-            filled = add_grain(region.result, region.hole, self.grain)
-            outputs[region.image][sl] = composite(outputs[region.image][sl], filled, region.hole,
-                                                  chroma[region.image])
+            self._finish(region, outputs[region.image], chroma[region.image])
+            region.colour = region.values = None  # done: let its memory go
         return outputs

@@ -47,20 +47,39 @@ def add_grain(colour: np.ndarray, hole: np.ndarray, strength: float = 1.0,
     out = colour.copy()
     if strength <= 0 or not hole.any() or hole.all():
         return out
+    for window, core in grain_tiles(hole, depth, sigma):
+        grained = grain_core(colour[window.slices], hole[window.slices], core, strength, depth, sigma)
+        out[core.shift(window.y0, window.x0).slices] = grained[core.slices]
+    return out
+
+
+def grain_tiles(hole: np.ndarray, depth: float = GRAIN_DEPTH, sigma: float = GRAIN_SIGMA
+                ) -> list[tuple[Box, Box]]:
+    """(window, core) pairs whose cores hold every hole pixel; ``core`` is in the window's
+    coordinates, and the window has all the margin a core pixel's grain depends on. One pair,
+    the whole, for a region up to twice ``GRAIN_TILE``. Lets the engine build the float colour
+    of one window at a time instead of a whole region's."""
     h, w = hole.shape
     if max(h, w) <= 2 * GRAIN_TILE:
-        _grain_window(colour, hole, np.ones_like(hole), out, strength, depth, sigma)
-        return out
+        return [(Box(0, 0, h, w), Box(0, 0, h, w))]
     # Mirror sources lie at most 2 * (2 * depth) from the hole pixel; the detail and energy
     # blurs reach about 4 sigma further.
     margin = int(np.ceil(4 * depth + 4 * ENERGY_SIGMA + 4 * sigma))
+    pairs = []
     for core in split_tiles(Box(0, 0, h, w), hole, GRAIN_TILE, overlap=0):
         ya, xa = max(0, core.y0 - margin), max(0, core.x0 - margin)
         yb, xb = min(h, core.y1 + margin), min(w, core.x1 + margin)
-        todo = np.zeros((yb - ya, xb - xa), bool)
-        todo[core.y0 - ya : core.y1 - ya, core.x0 - xa : core.x1 - xa] = True
-        _grain_window(colour[ya:yb, xa:xb], hole[ya:yb, xa:xb], todo, out[ya:yb, xa:xb], strength,
-                      depth, sigma)
+        pairs.append((Box(ya, xa, yb, xb), Box(core.y0 - ya, core.x0 - xa, core.y1 - ya, core.x1 - xa)))
+    return pairs
+
+
+def grain_core(colour: np.ndarray, hole: np.ndarray, core: Box, strength: float,
+               depth: float = GRAIN_DEPTH, sigma: float = GRAIN_SIGMA) -> np.ndarray:
+    """A copy of the window ``colour`` with grain added to the hole pixels inside ``core``."""
+    out = colour.copy()
+    todo = np.zeros(hole.shape, bool)
+    todo[core.slices] = True
+    _grain_window(colour, hole, todo, out, strength, depth, sigma)
     return out
 
 

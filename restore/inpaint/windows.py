@@ -1,10 +1,14 @@
 """Where to run the model: windows around the damage, tiles for large regions.
 
-Compute goes only where there is damage. Each connected hole gets a square window with
-at least as much context around it as the hole is large; windows that overlap are merged
+Compute goes only where there is damage. A spot (a small hole on its own, such as a dust
+speck) gets a small window of its own, sized from its extent, that is never merged: each
+writes only its own spot's pixels, so a scan with a thousand specks costs a thousand small
+windows, not the whole frame (``plan_spots``). Every other connected hole gets a square window
+with at least as much context around it as the hole is large; windows that overlap are merged
 into regions; a region larger than one tile is covered by overlapping tiles whose seams are
 feathered, and only tiles that contain holes are run. Window sides are rounded to
-multiples of 64 so windows from many images share a few shapes and batch together.
+multiples of 64 (spots: one of ``SPOT_SIDES``) so windows from many images share a few shapes
+and batch together.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ import cv2
 import numpy as np
 
 SIDE_STEP = 64
+SPOT_EXTENT = 32  # holes whose bounding box fits in this many px are spots
+SPOT_SIDES = (32, 64, 96)  # spot window sides: context proportional to the spot
+SPOT_CONTEXT = 12  # px of context on every side of a spot, at least (and at least its extent)
+SPOT_MAX_HOLE = 0.3  # a spot whose window is more hole than this joins the regions instead
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,9 @@ class Box:
 
     def overlaps(self, other: Box) -> bool:
         return self.y0 < other.y1 and other.y0 < self.y1 and self.x0 < other.x1 and other.x0 < self.x1
+
+    def shift(self, dy: int, dx: int) -> Box:
+        return Box(self.y0 + dy, self.x0 + dx, self.y1 + dy, self.x1 + dx)
 
     def union(self, other: Box) -> Box:
         return Box(min(self.y0, other.y0), min(self.x0, other.x0),
@@ -140,3 +151,48 @@ def deep_hole(mask: np.ndarray, reach: int) -> np.ndarray:
         return np.zeros_like(mask, dtype=bool)
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
     return dist > reach
+
+
+@dataclass(frozen=True)
+class Spot:
+    """A small hole with a window of its own; ``own`` marks its pixels within ``window``."""
+
+    window: Box
+    own: np.ndarray
+
+
+def _spot_window(box: Box, shape: tuple[int, int]) -> Box:
+    extent = max(box.height, box.width)
+    need = extent + 2 * max(SPOT_CONTEXT, extent)
+    side = next((s for s in SPOT_SIDES if s >= need), SPOT_SIDES[-1])
+    y0, y1 = _span(box.y0, box.y1, side, shape[0])
+    x0, x1 = _span(box.x0, box.x1, side, shape[1])
+    return Box(y0, x0, y1, x1)
+
+
+def plan_spots(mask: np.ndarray) -> tuple[list[Spot], np.ndarray]:
+    """Spots (holes at most ``SPOT_EXTENT`` px across, with a window mostly known) and the
+    rest of ``mask``, which goes to ``plan_regions``.
+
+    Why: a speck of dust needs a few dozen pixels of context, not a tile. Merged with its
+    neighbours' windows (``plan_regions``), 1,500 specks on a 24 MP scan made regions that
+    covered the frame: the model ran on the whole picture, 25x slower than on long scratches.
+    """
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8) if mask.dtype == bool
+                                                               else mask.astype(np.uint8), connectivity=8)
+    spots: list[Spot] = []
+    rest = mask.astype(bool, copy=True)
+    for label in range(1, count):
+        x, y, w, h, _area = (int(v) for v in stats[label])
+        if max(w, h) > SPOT_EXTENT:
+            continue
+        box = Box(y, x, y + h, x + w)
+        window = _spot_window(box, mask.shape)
+        if min(window.height, window.width) < 8 or mask[window.slices].mean() > SPOT_MAX_HOLE:
+            continue
+        own = np.zeros((window.height, window.width), bool)
+        inner = slice(y - window.y0, y + h - window.y0), slice(x - window.x0, x + w - window.x0)
+        own[inner] = labels[box.slices] == label
+        rest[box.slices] &= ~own[inner]
+        spots.append(Spot(window, own))
+    return spots, rest
