@@ -34,6 +34,7 @@ from restore.inpaint.engine import Inpainter
 from restore.io.images import Picture, atomic_output
 from restore.video.masks import (
     CUES,
+    damage_boxes,
     folder_masks,
     grow,
     single_frame_defects,
@@ -55,6 +56,9 @@ from restore.video.reader import (
 from restore.video.writer import DEFAULT_CRF, FramesWriter, VideoWriter, atomic_folder, output_pix_fmt
 
 OVERLAY_WARMUP = 150  # frames read ahead once to find burnt-in overlays before the first is written
+DETECT_EVERY = 4  # the detector costs ~2 s per 720p frame on 2 cores; in between, only near its finds
+SPECK_THRESHOLD, SPECK_ONE_SIDED = 30.0, 45.0  # grey levels a speck differs from its neighbours by
+DETECT_MARGIN = 16  # pixels around the last full look's finds where frames in between are looked at
 SEQUENCE_FPS = Fraction(24)  # frame sequences have no rate of their own; film runs at 24
 
 
@@ -68,6 +72,7 @@ class RepairOptions:
     cues: tuple[str, ...] = CUES  # temporal cues added to the detector's masks
     temporal: bool = True  # False: every frame on its own (per-frame generator), for comparison
     flow_side: int = 640
+    detect_every: int = DETECT_EVERY  # the detector on the whole of every k-th frame, near its finds between
 
 
 @dataclass
@@ -115,6 +120,7 @@ class _Stream:
         self.ended = False
         self.read = 0
         self.shape: tuple[int, ...] | None = None
+        self.near: list[tuple[int, int, int, int]] = []  # boxes around the last full detection's finds
 
     def run(self, frames: Iterator[np.ndarray],
             warmup: Iterable[np.ndarray] | None) -> Iterator[RepairedFrame]:
@@ -164,8 +170,7 @@ class _Stream:
                     raise VideoError(f"there are fewer masks ({count}) than frames") from None
                 holes.append(grow(mask.astype(bool), self.dilate))
         else:
-            assert self.detector is not None
-            holes = [grow(m, self.dilate) for m in self.detector.detect(new)]
+            holes = [grow(m, self.dilate) for m in self._detect(new)]
         for frame, hole in zip(new, holes, strict=True):
             if self.shape is None:
                 self.shape = frame.shape
@@ -185,6 +190,28 @@ class _Stream:
             self.window[self.read] = slot
             self.read += 1
 
+    def _detect(self, new: list[np.ndarray]) -> list[np.ndarray]:
+        """The detector on every ``detect_every``-th frame; in between, only in boxes around what the
+        last full look found (a scratch stays near its place; specks have their own cue)."""
+        assert self.detector is not None
+        every = max(1, self.options.detect_every)
+        full = [i for i in range(len(new)) if (self.read + i) % every == 0]
+        found = dict(zip(full, self.detector.detect([new[i] for i in full]), strict=True)) if full else {}
+        crops: list[tuple[int, tuple[int, int, int, int]]] = []
+        near = self.near
+        for i in range(len(new)):
+            if i in found:
+                near = damage_boxes(found[i], DETECT_MARGIN)
+            else:
+                crops += [(i, box) for box in near]
+        self.near = near
+        masks = [found.get(i, np.zeros(frame.shape[:2], bool)) for i, frame in enumerate(new)]
+        if crops:
+            looks = self.detector.detect([new[i][y0:y1, x0:x1] for i, (y0, y1, x0, x1) in crops])
+            for (i, (y0, y1, x0, x1)), look in zip(crops, looks, strict=True):
+                masks[i][y0:y1, x0:x1] |= look
+        return masks
+
     def _learn_overlay(self, warmup: Iterator[np.ndarray]) -> None:
         """Read the first frames once, only to find overlays, before anything is repaired."""
         assert self.prop is not None and self.overlay is not None
@@ -200,14 +227,20 @@ class _Stream:
         if slot.final:
             return
         h, w = slot.hole.shape
-        if self.overlay is not None:
-            slot.hole = slot.hole | self.overlay.full_mask(h, w)
+        overlay = self.overlay.full_mask(h, w) if self.overlay is not None else None
+        if overlay is not None:
+            slot.hole = slot.hole | overlay
         before, after = self.window.get(index - 1), self.window.get(index + 1)
+        if before is None:  # the first frame: unlike the next two, which agree, is a speck just as well
+            before, after = after, self.window.get(index + 2)
+        elif after is None and self.ended:  # the last
+            after = self.window.get(index - 2)
         if self.use_specks and before is not None and after is not None:
-            slot.hole = slot.hole | self._specks(slot, before, after)
+            slot.hole = slot.hole | self._specks(slot, before, after, overlay)
         slot.set_final()
 
-    def _specks(self, slot: FrameSlot, before: FrameSlot, after: FrameSlot) -> np.ndarray:
+    def _specks(self, slot: FrameSlot, before: FrameSlot, after: FrameSlot,
+                overlay: np.ndarray | None) -> np.ndarray:
         prop = self.prop
         assert prop is not None
         if not (prop.same_shot(slot, before) and prop.same_shot(slot, after)):
@@ -220,10 +253,15 @@ class _Stream:
             mx, my = gx + flow[..., 0], gy + flow[..., 1]
             warped.append(cv2.remap(to_grey(other.pixels), mx, my, cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_REPLICATE))
-            ok = prop.consistent(prop.flow(slot, other), prop.flow(other, slot))
-            valid &= cv2.resize(ok.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+            # No forward-backward check: it fails on the damage itself (a third of the specks and
+            # scratches on fast footage); the two neighbours agreeing is the motion check that counts.
             valid &= (mx >= 0) & (my >= 0) & (mx <= w - 1) & (my <= h - 1)
-        found = single_frame_defects(to_grey(slot.pixels), warped[0], warped[1], valid)
+        one_sided = (before.index - slot.index) * (after.index - slot.index) > 0
+        # Both neighbours on one side share their flow's mistakes, so they agree more easily: stricter.
+        if one_sided and overlay is not None and overlay.any():  # the scene's flow bends at its edge
+            valid &= ~grow(overlay, 8)
+        found = single_frame_defects(to_grey(slot.pixels), warped[0], warped[1], valid,
+                                     threshold=SPECK_ONE_SIDED if one_sided else SPECK_THRESHOLD)
         return grow(found, 2)
 
     # -- repair ---------------------------------------------------------------------------

@@ -40,8 +40,9 @@ def single_frame_defects(current: np.ndarray, previous: np.ndarray, following: n
                          max_side: int | None = None) -> np.ndarray:
     """Specks: pixels unlike both motion-compensated neighbours (grey uint8), which agree.
 
-    ``valid`` excludes pixels whose motion is not trusted (occlusions, frame borders), where
-    "unlike both neighbours" is just as likely to be something that appeared.
+    ``valid`` excludes pixels whose motion is not trusted (frame borders), where "unlike both
+    neighbours" is just as likely to be something that appeared. Where the flow is wrong, the two
+    warped neighbours rarely agree, so that test doubles as the check on the motion.
     """
     cur = current.astype(np.int16)
     before = cur - previous.astype(np.int16)
@@ -52,12 +53,36 @@ def single_frame_defects(current: np.ndarray, previous: np.ndarray, following: n
     if not found.any():
         return found
     h, w = found.shape
-    max_side = max_side or max(6, min(h, w) // 30)
+    max_side = max_side or max(12, min(h, w) // 30)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(found.astype(np.uint8), connectivity=8)
-    too_big = (stats[:, cv2.CC_STAT_WIDTH] > max_side) | (stats[:, cv2.CC_STAT_HEIGHT] > max_side)
-    too_big[0] = True  # background
-    keep = ~too_big
+    widths, heights = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    too_big = (widths > max_side) | (heights > max_side)
+    # A film scratch: a thin line down the frame, somewhere new (or a few pixels off) in the next.
+    scratch = (heights >= 4 * widths) & (stats[:, cv2.CC_STAT_AREA] <= 3 * heights)  # a few pixels wide
+    keep = ~too_big | scratch
+    keep[0] = False  # background
     return keep[labels]
+
+
+def damage_boxes(mask: np.ndarray, margin: int, min_side: int = 32) -> list[tuple[int, int, int, int]]:
+    """(y0, y1, x0, x1) boxes around a detection's finds, ``margin`` wider, merged where they meet.
+
+    Speck-sized finds are left out: a speck is in one frame only, so there is nothing to look
+    for near it in the next; ``single_frame_defects`` finds specks in every frame anyway.
+    """
+    h, w = mask.shape
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    speck = max(6, min(h, w) // 30)
+    area = np.zeros((h, w), np.uint8)
+    for x, y, bw, bh, _ in stats[1:count]:
+        if bw > speck or bh > speck:
+            area[max(0, y - margin):y + bh + margin, max(0, x - margin):x + bw + margin] = 1
+    count, _, stats, _ = cv2.connectedComponentsWithStats(area, connectivity=8)
+    boxes = []
+    for x, y, bw, bh, _ in stats[1:count]:
+        gx, gy = max(0, min_side - bw) // 2 + 1, max(0, min_side - bh) // 2 + 1
+        boxes.append((max(0, y - gy), min(h, y + bh + gy), max(0, x - gx), min(w, x + bw + gx)))
+    return boxes
 
 
 # --------------------------------------------------------------------------- given masks

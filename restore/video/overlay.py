@@ -34,7 +34,7 @@ SUB_COHERENT = 0.85
 PERSIST = 0.8  # share of sub-windows in which an overlay's edge is there
 RING = 4  # pixels around a candidate shape where the picture must change
 MOVING_SHARE = 0.7  # share of the ring that must change
-CALMER = 0.8  # the shape's own spread is at most this share of its ring's
+STEADY = 1.0  # an overlay's edge pixels change less than its contrast (a drifting scene edge: 1.5-2.5x)
 
 
 class OverlayFinder:
@@ -129,12 +129,14 @@ class OverlayFinder:
         # Coherent over the whole window, and there in nearly every sub-window: the edge of a window
         # frame that stood still for most of the window and then went away has the first, not the
         # second; a half-transparent logo fades only while something as bright passes under it.
-        edges = ((strength > COHERENT * self._abs / n) & (strength > MIN_EDGE)
-                 & (self._kept >= PERSIST * self._windows))
-        if not edges.any():
-            return empty
         mean = self._v / n
         spread = np.sqrt(np.maximum(self._v2 / n - mean * mean, 0)).astype(np.float32)
+        # And still where it is: a scene edge that drifts a pixel stays coherent, but the pixels on
+        # it change by about its contrast, an overlay's by much less.
+        edges = ((strength > COHERENT * self._abs / n) & (strength > MIN_EDGE)
+                 & (self._kept >= PERSIST * self._windows) & (spread < STEADY * strength))
+        if not edges.any():
+            return empty
         # What "changes" means: well above noise and codec. The clip's calmest pixels say how much
         # that is with a still camera; with a moving one they change too, hence the cap.
         moving = spread > 2.5 * min(max(float(np.percentile(spread, 5)), 1.6), 4.0)
@@ -159,6 +161,8 @@ class OverlayFinder:
             share = across[y0:y1, x0:x1][strokes].mean() if strokes.any() else 0.0
             if not 0.15 <= share <= 0.85:  # one straight edge (a horizon on a pan), not letters or a logo
                 continue
+            # Still where its edges are: a scene edge that drifts a pixel stays coherent, but the
+            # pixels on it change by about its contrast.
             if not _changes_around(part, shapes[y0:y1, x0:x1], textured[y0:y1, x0:x1], moving[y0:y1, x0:x1],
                                    kernel, camera_moved):
                 continue
