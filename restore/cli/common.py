@@ -39,7 +39,7 @@ def run_options(outputs: str = "outputs", report_fields: str = "path, status, er
 
 
 def device_options(func: Callable) -> Callable:
-    """--model, --device, --precision, --batch-size, --tile, --grain."""
+    """--model, --device, --precision, --batch-size, --tile, --grain, --fill."""
     from restore.inpaint.grain import GRAIN_STRENGTH
 
     options = [
@@ -56,6 +56,11 @@ def device_options(func: Callable) -> Callable:
                      help="Carry the photo's own fine texture (film grain, noise, fur, foliage) into "
                           "the edges of each repair, so a fill does not show as a smooth smear; 0: fills "
                           "as the model makes them."),
+        click.option("--fill", type=click.Choice(["smooth", "realistic"]), default="smooth",
+                     show_default=True,
+                     help="smooth: the network's fill (best PSNR/SSIM). realistic: the photo's own patches "
+                          "supply the texture of larger holes, the network's fill guides where they go "
+                          "(looks less smeared; slower)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -95,7 +100,7 @@ def make_detector(model: str | None, device: str, sensitivity: float, batch_size
 
 
 def make_inpainter(model: str | None, device: str, precision: str, batch_size: int, tile: int,
-                   grain: float):
+                   grain: float, fill: str = "smooth"):
     """Load the model once, turning a bad --model or --device into a usage error (exit 2)."""
     from restore.inpaint.engine import Inpainter
     from restore.model.weights import WeightsError
@@ -104,6 +109,6 @@ def make_inpainter(model: str | None, device: str, precision: str, batch_size: i
         fail_usage("--tile must be a multiple of 64")
     try:
         return Inpainter(model, device=device, precision=precision, batch_size=batch_size, tile=tile,
-                         grain=grain)
+                         grain=grain, fill=fill)
     except (WeightsError, ValueError) as exc:
         fail_usage(str(exc))

@@ -121,8 +121,8 @@ def video_command(sources: tuple[str, ...], output: Path | None, mask: Path | No
                   dilate: int | None, save_masks: Path | None, to: str | None, codec: str | None, crf: int,
                   fps_text: str | None, radius: int, cues: str, per_frame: bool, overwrite: bool,
                   shard: str | None, report: Path | None, model: str | None, device: str, precision: str,
-                  batch_size: int, tile: int, grain: float, detector: str | None, sensitivity: float,
-                  detector_views: int | None, quiet: bool) -> None:
+                  batch_size: int, tile: int, grain: float, fill: str, detector: str | None,
+                  sensitivity: float, detector_views: int | None, quiet: bool) -> None:
     """Repair damaged video: clips, folders of clips, or folders of numbered frames (IN...).
 
     Writes NAME.restored.EXT beside each input (or -o), same size, frame rate and frame count,
@@ -149,7 +149,7 @@ def video_command(sources: tuple[str, ...], output: Path | None, mask: Path | No
         repair=RepairOptions(radius=radius, batch_size=batch_size, dilate=dilate, cues=chosen,
                              temporal=not per_frame),
     )
-    inpainter = make_inpainter(model, device, precision, batch_size, tile, grain)
+    inpainter = make_inpainter(model, device, precision, batch_size, tile, grain, fill)
     found = None
     if mask is None and masks is None:
         found = make_detector(detector, device, sensitivity, batch_size, detector_views)

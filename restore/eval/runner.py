@@ -204,7 +204,8 @@ def evaluate(data_dir: str | os.PathLike[str], inpainter: Inpainter,
                     "subsets": KID_SUBSETS, "subset_size": KID_SUBSET_SIZE, "estimator": "paired U-statistic"}
             if perceptual else None,
         },
-        "model": inpainter.model_name, "grain": inpainter.grain, "device": str(inpainter.device),
+        "model": inpainter.model_name, "grain": inpainter.grain,
+        "fill": getattr(inpainter, "fill_style", "smooth"), "device": str(inpainter.device),
         "methods": methods,
         "results": results, "per_image": per_image,
     })
@@ -266,6 +267,7 @@ def format_table(report: dict[str, Any]) -> Table:
         caption = (f"{proto['upscaled']} of {proto['images']} photos were smaller than {proto['size']} px "
                    "and upscaled (smoother, so easier to fill)")
     grain = f", grain {report['grain']:g}" if report.get("grain") is not None else ""
+    grain += f", fill {report['fill']}" if report.get("fill") else ""
     table = Table(title=f"restore eval: {report['model']}{grain} on {proto['images']} photos, "
                         f"{proto['size']} px, seed {proto['seed']} ({report['device']})", caption=caption)
     table.add_column("class")

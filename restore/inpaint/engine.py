@@ -31,6 +31,7 @@ import torch
 
 from restore.inpaint.composite import chroma_range, composite, to_colour
 from restore.inpaint.device import cpu_has_fast_bf16, pick_device
+from restore.inpaint.exemplar import FILLS, synthesize
 from restore.inpaint.grain import GRAIN_STRENGTH, grain_core, grain_tiles
 from restore.inpaint.windows import Box, deep_hole, feather, plan_regions, plan_spots, split_tiles
 from restore.model.prefill import push_pull
@@ -135,7 +136,7 @@ class Inpainter:
     def __init__(self, model: str | Path | None = None, device: str = "auto",
                  precision: str = "auto", tile: int = 512, overlap: int = 64,
                  batch_size: int = 4, min_context: int = 48, border_pad: int = 16,
-                 grain: float = GRAIN_STRENGTH) -> None:
+                 grain: float = GRAIN_STRENGTH, fill: str = "smooth") -> None:
         self.device = pick_device(device)
         self.dtype = _precision(self.device, precision)
         # channels-last: oneDNN's fast convolution layout on CPU (1.85x at 512² here), fine on GPU.
@@ -148,6 +149,9 @@ class Inpainter:
         self.min_context = min_context
         self.border_pad = border_pad
         self.grain = grain
+        if fill not in FILLS:
+            raise ValueError(f"unknown fill {fill!r}: use {' or '.join(FILLS)}")
+        self.fill_style = fill  # "realistic": the exemplar stage redoes the texture (exemplar.py)
         self.model_name = str(model) if model else "default"
 
     # -- model calls ---------------------------------------------------------------
@@ -331,6 +335,15 @@ class Inpainter:
                 flat = ys[inside] * region.box.width + xs[inside]
                 region.values[np.searchsorted(region.flat, flat)] = spot.values[spot_index[inside]]
 
+    def _exemplar_pass(self, regions: list[_Region]) -> None:
+        """--fill realistic: each region's fill is redone from the photo's own patches, guided by
+        the network's (restore/inpaint/exemplar.py). Spots keep the network's fill."""
+        todo = [r for r in regions if not r.spot]
+        fills = synthesize([to_colour(r.pixels) for r in todo], [r.hole for r in todo],
+                           [r.filled(Box(0, 0, r.box.height, r.box.width)) for r in todo], device=self.device)
+        for region, out in zip(todo, fills, strict=True):
+            region.values = out[region.hole]
+
     def _finish(self, region: _Region, output: np.ndarray, chroma: np.ndarray | None) -> None:
         """Grain and composite, one grain window at a time; only ``region.own`` is written."""
         grain = self.grain > 0 and not region.hole.all()
@@ -353,6 +366,8 @@ class Inpainter:
         self._coarse_pass(regions)
         self._fine_pass(regions)
         self._paste_spots(regions)
+        if self.fill_style == "realistic":
+            self._exemplar_pass(regions)
         outputs = [img.copy() for img in images]
         chroma = {i: chroma_range(images[i], masks[i].astype(bool, copy=False))
                   for i in {r.image for r in regions}}

@@ -1,0 +1,357 @@
+"""Exemplar stage: the photo's own patches supply a fill's texture; the network's fill only guides it.
+
+Why: the generator fills wide holes with a soft blur (ST-LPIPS and KID lose to PatchMatch in
+every class), while patch synthesis copies real texture but places it blindly. Here a
+multi-scale EM patch synthesis (Wexler et al. 2007) copies patches from the known pixels of
+the same window, and the network's fill enters only as a soft low-frequency constraint (as in
+Zhang et al., "Inpainting at modern camera resolution by guided PatchMatch", ECCV 2022):
+
+* coarsest level: exact (chunked) nearest-neighbour search against the network's fill, so the
+  layout of the fill follows the network where it is sure of it;
+* finer levels: the estimate is voted from the upsampled nearest-neighbour field, i.e. from
+  real full-resolution pixels, never from the network's blur, so texture cannot go flat; the
+  distance is SSD(estimate, source) + lambda * SSD(blurred guide, blurred source) plus a
+  penalty on sources whose texture energy is far below that around the hole;
+* the last pass copies each pixel from its match's centre (sharp, no averaging blur).
+
+Everything is whole-tensor torch (gathers, jump-flood propagation, random search), batched
+over windows of one shape, on CPU or CUDA alike. Only hole pixels are produced; the caller
+composites them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+FILLS = ("smooth", "realistic")  # the network's fill as is; exemplar-led (this module)
+
+
+@dataclass(frozen=True)
+class ExemplarSettings:
+    """How hard the synthesis searches and how strongly the guide and texture terms pull."""
+
+    radius: int = 3  # patches are (2r + 1)^2, sampled every other pixel when matching
+    guide_weight: float = 2.0  # lambda: blurred-guide SSD per patch sample
+    guide_sigma: float = 1.5  # blur (pixels, at each level) that makes the guide low-frequency
+    texture_weight: float = 4.0  # penalty on sources flatter than the hole's surroundings
+    texture_keep: float = 0.7  # sources with at least this share of the expected energy go free
+    coarsest: int = 3  # stop halving once the deepest hole pixel is this close to known ones
+    min_side: int = 24  # or once the window's short side would fall below this
+    max_levels: int = 4
+    em_iters: tuple[int, int] = (3, 2)  # EM iterations at the coarsest level, at every finer one
+    random_tries: int = 3  # random-search candidates per EM iteration
+    steps: tuple[tuple[int, ...], tuple[int, ...]] = ((8, 4, 2, 1), (4, 2, 1))  # jump-flood steps, ditto
+    final_sigma: float = 0.0  # last pass: 0 copies each match's centre pixel; > 0 a Gaussian-weighted vote
+    correct: float = 0.0  # share of the guide's low frequencies put back into the exemplar fill
+    correct_sigma: float = 3.0  # what counts as low frequency there, in pixels
+    seed: int = 0
+
+
+def _gauss(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of B x C x H x W, edges replicated."""
+    radius = max(1, int(3 * sigma + 0.5))
+    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    channels = image.shape[1]
+    out = F.pad(image, (radius, radius, 0, 0), mode="replicate")
+    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    out = F.pad(out, (0, 0, radius, radius), mode="replicate")
+    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+
+
+def _known_blur(image: torch.Tensor, known: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian mean of the known pixels only (hole pixels get their known neighbours' mean)."""
+    weight = known.to(image.dtype)
+    return _gauss(image * weight, sigma) / _gauss(weight, sigma).clamp(min=1e-6)
+
+
+def _erode(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """``mask`` (B x 1 x H x W bool) shrunk by ``radius``; the picture's edge counts as outside."""
+    return -F.max_pool2d(-F.pad(mask.float(), (radius,) * 4, value=0.0), 2 * radius + 1, 1) > 0.5
+
+
+def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    return F.max_pool2d(mask.float(), 2 * radius + 1, 1, radius) > 0.5
+
+
+def _texture(image: torch.Tensor, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Texture energy (local RMS of the fine detail) and what the hole should have: that of its
+    surroundings, spread over the hole by a wide known-only blur."""
+    luma = image.mean(1, keepdim=True)
+    detail = luma - _known_blur(luma, known, 1.0)
+    energy = _known_blur(detail * detail, known, 2.0).clamp(min=0).sqrt()
+    small_e = F.avg_pool2d(energy * known, 4, ceil_mode=True)
+    small_k = F.avg_pool2d(known.float(), 4, ceil_mode=True)
+    spread = _gauss(small_e, 4.0) / _gauss(small_k, 4.0).clamp(min=1e-6)
+    expected = F.interpolate(spread, size=image.shape[-2:], mode="bilinear", align_corners=False)
+    return energy, expected
+
+
+class _Level:
+    """One pyramid level of a batch of same-shape windows, flattened for gathers."""
+
+    def __init__(self, image: torch.Tensor, known: torch.Tensor, guide: torch.Tensor, s: ExemplarSettings):
+        self.b, _, self.h, self.w = image.shape
+        self.r = r = s.radius
+        self.pw = self.w + 2 * r
+        self.plane = (self.h + 2 * r) * self.pw
+        self.known = known  # B x 1 x H x W bool
+        self.source = _erode(known, r)  # whole patch known and inside the picture
+        self.source_flat = self.source.reshape(-1)
+        self.hole = ~known
+        self.target = _dilate(self.hole, r)  # every pixel whose patch touches the hole
+        self.image = torch.where(known, image, guide)
+        self.guide = torch.where(known, image, guide)
+        self.flat_image = self._flat(self.image)
+        blur_guide = _gauss(self.guide, s.guide_sigma)
+        blur_image = _known_blur(image, known, s.guide_sigma)
+        energy, expected = _texture(image, known)
+        scale = float(len(_offsets(r, 2)))
+        self.src_extra = torch.cat([blur_image * (s.guide_weight * scale) ** 0.5, energy], 1)
+        weight = (s.guide_weight * scale) ** 0.5
+        self.tgt_extra = torch.cat([blur_guide * weight, expected * s.texture_keep], 1)
+        self.texture_weight = s.texture_weight * scale * 3
+        tb, _, ty, tx = torch.nonzero(self.target, as_tuple=True)
+        self.tb, self.ty, self.tx = tb, ty, tx
+        self.t_base = self._base(tb, ty, tx)
+        sb, _, sy, sx = torch.nonzero(self.source, as_tuple=True)
+        self.sb, self.sy, self.sx = sb, sy, sx
+        counts = torch.bincount(sb, minlength=self.b)
+        self.s_start = torch.cumsum(counts, 0) - counts
+        self.s_count = counts
+        # Per-pixel extras, flattened unpadded: B*H*W x C
+        self.src_extra_flat = self.src_extra.permute(0, 2, 3, 1).reshape(-1, self.src_extra.shape[1])
+        self.tgt_extra_t = self.tgt_extra.permute(0, 2, 3, 1)[tb, ty, tx]
+
+    def _flat(self, image: torch.Tensor) -> torch.Tensor:
+        r = self.r
+        return F.pad(image, (r, r, r, r), mode="replicate").permute(0, 2, 3, 1).reshape(-1, image.shape[1])
+
+    def _base(self, b: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return b * self.plane + (y + self.r) * self.pw + (x + self.r)
+
+    def valid(self, b: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        inside = (y >= 0) & (y < self.h) & (x >= 0) & (x < self.w)
+        flat = (b * self.h + y.clamp(0, self.h - 1)) * self.w + x.clamp(0, self.w - 1)
+        return inside & self.source_flat.index_select(0, flat)
+
+    def random_sources(self, generator: torch.Generator, n_b: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A uniformly random valid source of image ``n_b`` for each entry."""
+        u = torch.rand(n_b.shape, generator=generator).to(n_b.device)
+        pick = self.s_start[n_b] + torch.minimum((u * self.s_count[n_b]).long(), self.s_count[n_b] - 1)
+        return self.sy[pick], self.sx[pick]
+
+
+def _offsets(radius: int, step: int) -> list[tuple[int, int]]:
+    axis = list(range(-radius, radius + 1, step))
+    if axis[-1] != radius:
+        axis = [-radius + i * step for i in range(len(axis))]
+    return [(dy, dx) for dy in axis for dx in axis]
+
+
+class _Synth:
+    """EM patch synthesis over a pyramid of one batch of windows."""
+
+    def __init__(self, s: ExemplarSettings, device: torch.device):
+        self.s = s
+        self.device = device
+        self.generator = torch.Generator().manual_seed(s.seed)
+
+    def _target_patches(self, lv: _Level, estimate_flat: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
+        index = (lv.t_base[:, None] + offs[None, :]).view(-1)
+        return estimate_flat.index_select(0, index).view(len(lv.t_base), len(offs), -1)  # N x K x C
+
+    def _cost(self, lv: _Level, patches: torch.Tensor, offs: torch.Tensor, b: torch.Tensor,
+              y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ok = lv.valid(b, y, x)
+        yc, xc = y.clamp(0, lv.h - 1), x.clamp(0, lv.w - 1)
+        base = lv._base(b, yc, xc)
+        src = lv.flat_image.index_select(0, (base[:, None] + offs[None, :]).view(-1)).view(patches.shape)
+        cost = (patches - src).square().sum((1, 2))
+        extra = lv.src_extra_flat.index_select(0, (b * lv.h + yc) * lv.w + xc)
+        guide = (lv.tgt_extra_t[:, :3] - extra[:, :3]).square().sum(1)
+        flat = (lv.tgt_extra_t[:, 3] - extra[:, 3]).clamp(min=0).square() * lv.texture_weight
+        cost = cost + guide + flat
+        return torch.where(ok, cost, torch.full_like(cost, float("inf")))
+
+    def _exact(self, lv: _Level, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exhaustive search per window (used at the coarsest level, where it is cheap)."""
+        offs = self._offs(lv)
+        ny = torch.zeros_like(lv.ty)
+        nx = torch.zeros_like(lv.tx)
+        for b in range(lv.b):
+            t_idx = torch.nonzero(lv.tb == b).squeeze(1)
+            s_idx = torch.nonzero(lv.sb == b).squeeze(1)
+            if len(t_idx) == 0 or len(s_idx) == 0:
+                continue
+            if len(s_idx) > 8192:  # a huge window: a random subset is plenty for a coarse layout
+                keep = torch.randperm(len(s_idx), generator=self.generator)[:8192].to(s_idx.device)
+                s_idx = s_idx[keep]
+            sy, sx, sb = lv.sy[s_idx], lv.sx[s_idx], lv.sb[s_idx]
+            src = lv.flat_image[lv._base(sb, sy, sx)[:, None] + offs[None, :]].flatten(1)
+            extra = lv.src_extra_flat[(sb * lv.h + sy) * lv.w + sx]
+            src = torch.cat([src, extra[:, :3]], 1)
+            src_energy = extra[:, 3]
+            for start in range(0, len(t_idx), 2048):
+                chunk = t_idx[start : start + 2048]
+                tgt = torch.cat([patches[chunk].flatten(1), lv.tgt_extra_t[chunk, :3]], 1)
+                dist = torch.cdist(tgt, src).square()
+                dist = dist + (lv.tgt_extra_t[chunk, 3:4] - src_energy[None, :]).clamp(min=0).square() \
+                    * lv.texture_weight
+                best = dist.argmin(1)
+                ny[chunk], nx[chunk] = sy[best], sx[best]
+        return ny, nx
+
+    def _offs(self, lv: _Level, step: int = 2) -> torch.Tensor:
+        return torch.tensor([dy * lv.pw + dx for dy, dx in _offsets(lv.r, step)], device=self.device)
+
+    def _search(self, lv: _Level, estimate_flat: torch.Tensor, ny: torch.Tensor, nx: torch.Tensor,
+                steps: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One round of jump-flood propagation and random search, every target at once."""
+        offs = self._offs(lv)
+        patches = self._target_patches(lv, estimate_flat, offs)
+        tb, ty, tx = lv.tb, lv.ty, lv.tx
+        best = self._cost(lv, patches, offs, tb, ny, nx)
+        field_y = torch.full((lv.b, lv.h, lv.w), -(1 << 20), dtype=torch.long, device=self.device)
+        field_x = field_y.clone()
+
+        def consider(cy: torch.Tensor, cx: torch.Tensor) -> None:
+            nonlocal ny, nx, best
+            cost = self._cost(lv, patches, offs, tb, cy, cx)
+            better = cost < best
+            ny, nx, best = torch.where(better, cy, ny), torch.where(better, cx, nx), torch.minimum(cost, best)
+
+        for step in steps:
+            field_y[tb, ty, tx], field_x[tb, ty, tx] = ny, nx
+            for dy, dx in ((0, step), (0, -step), (step, 0), (-step, 0)):
+                qy, qx = (ty + dy).clamp(0, lv.h - 1), (tx + dx).clamp(0, lv.w - 1)
+                consider(field_y[tb, qy, qx] - (qy - ty), field_x[tb, qy, qx] - (qx - tx))
+        radius = max(lv.h, lv.w) // 2
+        for _ in range(self.s.random_tries):
+            if radius < 1:
+                break
+            jitter = torch.randint(-radius, radius + 1, (2, len(ty)), generator=self.generator)
+            jitter = jitter.to(self.device)
+            consider(ny + jitter[0], nx + jitter[1])
+            radius //= 4
+        cy, cx = lv.random_sources(self.generator, tb)
+        consider(cy, cx)
+        return ny, nx
+
+    def _vote(self, lv: _Level, ny: torch.Tensor, nx: torch.Tensor, sigma: float | None = None
+              ) -> torch.Tensor:
+        """New estimate: each hole pixel the mean of what the patches covering it copy there
+        (weighted by a Gaussian of ``sigma`` about the patch centre; 0: the centre's pixel only)."""
+        field = torch.full((lv.b * lv.h * lv.w,), -1, dtype=torch.long, device=self.device)
+        field[(lv.tb * lv.h + lv.ty) * lv.w + lv.tx] = lv._base(lv.tb, ny, nx)
+        field = F.pad(field.view(lv.b, lv.h, lv.w), (lv.r,) * 4, value=-1).view(-1)
+        hb, _, hy, hx = torch.nonzero(lv.hole, as_tuple=True)
+        where = lv._base(hb, hy, hx)
+        total = torch.zeros(len(hb), 3, device=self.device)
+        count = torch.zeros(len(hb), 1, device=self.device)
+        for dy, dx in ([(0, 0)] if sigma == 0 else _offsets(lv.r, 1)):
+            shift = dy * lv.pw + dx
+            source = field.index_select(0, where - shift)  # base of the match of the patch at p - d
+            ok = (source >= 0).float()[:, None]
+            if sigma:
+                ok = ok * float(np.exp(-(dy * dy + dx * dx) / (2 * sigma * sigma)))
+            value = lv.flat_image.index_select(0, torch.where(source >= 0, source + shift, 0))
+            total += value * ok
+            count += ok
+        estimate = lv.image.clone()
+        old = estimate[hb, :, hy, hx]
+        estimate[hb, :, hy, hx] = torch.where(count > 0, total / count.clamp(min=1e-6), old)
+        return estimate
+
+    def run(self, image: torch.Tensor, hole: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        s = self.s
+        known = ~hole
+        levels = [(image, known, guide)]
+        depth = _depth(hole)
+        while (len(levels) < s.max_levels and depth > s.coarsest
+               and min(levels[-1][0].shape[-2:]) // 2 >= s.min_side):
+            img, kn, gd = levels[-1]
+            w = F.avg_pool2d(kn.float(), 2, ceil_mode=True)
+            img = F.avg_pool2d(img * kn, 2, ceil_mode=True) / w.clamp(min=1e-6)
+            levels.append((img, w > 0.999, F.avg_pool2d(gd, 2, ceil_mode=True)))
+            depth /= 2
+        ny = nx = None
+        prev: _Level | None = None
+        for index in range(len(levels) - 1, -1, -1):
+            lv = _Level(*levels[index], s)
+            if lv.s_count.min() == 0 or len(lv.ty) == 0:
+                return guide  # no complete patch to copy from (or nothing to fill): keep the network's fill
+            if prev is None:
+                patches = self._target_patches(lv, lv.flat_image, self._offs(lv))
+                ny, nx = self._exact(lv, patches)
+                iters = s.em_iters[0]
+                estimate = self._vote(lv, ny, nx)
+            else:
+                ny, nx = self._upsample(prev, lv, ny, nx)
+                iters = s.em_iters[1]
+                estimate = self._vote(lv, ny, nx)
+            steps = s.steps[0] if prev is None else s.steps[1]
+            for _ in range(iters):
+                ny, nx = self._search(lv, lv._flat(estimate), ny, nx, steps)
+                estimate = self._vote(lv, ny, nx)
+            prev = lv
+        assert prev is not None and ny is not None and nx is not None
+        out = self._vote(prev, ny, nx, s.final_sigma)
+        if s.correct > 0:  # the network corrects: its low frequencies, the exemplar's texture
+            out = out + s.correct * _gauss(torch.where(hole, guide - out, 0.0), s.correct_sigma)
+        return out
+
+    def _upsample(self, coarse: _Level, fine: _Level, ny: torch.Tensor, nx: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        field_y = torch.full((coarse.b, coarse.h, coarse.w), -(1 << 20), dtype=torch.long, device=self.device)
+        field_x = field_y.clone()
+        field_y[coarse.tb, coarse.ty, coarse.tx], field_x[coarse.tb, coarse.ty, coarse.tx] = ny, nx
+        cy, cx = (fine.ty // 2).clamp(max=coarse.h - 1), (fine.tx // 2).clamp(max=coarse.w - 1)
+        uy = field_y[fine.tb, cy, cx] * 2 + fine.ty % 2
+        ux = field_x[fine.tb, cy, cx] * 2 + fine.tx % 2
+        ry, rx = fine.random_sources(self.generator, fine.tb)
+        ok = fine.valid(fine.tb, uy, ux)
+        return torch.where(ok, uy, ry), torch.where(ok, ux, rx)
+
+
+def _depth(hole: torch.Tensor) -> float:
+    """Largest distance (pixels) from a hole pixel to a known one, over the batch."""
+    masks = hole.squeeze(1).cpu().numpy().astype(np.uint8)
+    return max(float(cv2.distanceTransform(m, cv2.DIST_L2, 3).max()) for m in masks)
+
+
+def _batch(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().to(device)
+
+
+def synthesize(images: list[np.ndarray], holes: list[np.ndarray], guides: list[np.ndarray],
+               settings: ExemplarSettings | None = None, device: torch.device | str = "cpu"
+               ) -> list[np.ndarray]:
+    """Exemplar fills of float RGB windows (H x W x 3 in [0, 1]); windows of one shape share a batch.
+
+    ``guides``: the network's fills (same shapes). Returns copies of ``guides`` whose hole pixels
+    are synthesised from the window's own known patches; pixels outside ``holes`` are the guide's.
+    """
+    settings = settings or ExemplarSettings()
+    device = torch.device(device)
+    results: list[np.ndarray | None] = [None] * len(images)
+    by_shape: dict[tuple[int, int], list[int]] = {}
+    for i, image in enumerate(images):
+        by_shape.setdefault(image.shape[:2], []).append(i)
+    for indices in by_shape.values():
+        image = _batch([images[i] for i in indices], device)
+        hole = torch.from_numpy(np.stack([holes[i] for i in indices]))[:, None].bool().to(device)
+        guide = _batch([guides[i] for i in indices], device)
+        with torch.inference_mode():
+            out = _Synth(settings, device).run(image, hole, guide)
+            out = torch.where(hole, out, guide).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+        for j, i in enumerate(indices):
+            results[i] = out[j]
+    return results  # type: ignore[return-value]

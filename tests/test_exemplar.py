@@ -1,0 +1,132 @@
+"""The exemplar stage (--fill realistic): texture comes from the photo, known pixels never change."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from restore.inpaint.engine import Inpainter
+from restore.inpaint.exemplar import synthesize
+
+torch.set_num_threads(1)
+
+
+def _stripes(h: int = 96, w: int = 112) -> np.ndarray:
+    """Diagonal stripes with a period of 8 px on a slow colour ramp: texture a blur cannot make."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    wave = 0.5 + 0.35 * np.sign(np.sin(2 * np.pi * (x + y) / 8.0))
+    ramp = 0.8 + 0.2 * x / w
+    return np.stack([wave * ramp, wave * 0.9, wave * (1.1 - 0.2 * ramp)], -1).clip(0, 1).astype(np.float32)
+
+
+def _hole(h: int, w: int, y0: int = 30, x0: int = 36, size: int = 28) -> np.ndarray:
+    hole = np.zeros((h, w), bool)
+    hole[y0 : y0 + size, x0 : x0 + size] = True
+    return hole
+
+
+def _smooth_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """What a drab network fill looks like: the surroundings' mean colour, softly blended."""
+    guide = image.copy()
+    guide[hole] = image[~hole].mean(0)
+    return guide
+
+
+def _detail(image: np.ndarray) -> np.ndarray:
+    luma = image.mean(-1)
+    return luma - cv2.GaussianBlur(luma, (0, 0), 1.5)
+
+
+def test_exemplar_fill_reproduces_a_periodic_texture():
+    image = _stripes()
+    hole = _hole(*image.shape[:2])
+    given = image.copy()
+    given[hole] = 0.0
+    guide = _smooth_fill(image, hole)
+    (out,) = synthesize([given], [hole], [guide])
+    inner = np.zeros_like(hole)
+    inner[34:54, 40:60] = True  # away from the blur's reach across the border
+    ring = cv2.dilate(hole.astype(np.uint8), np.ones((17, 17), np.uint8)).astype(bool) & ~hole
+    energy_hole = np.sqrt((_detail(out)[inner] ** 2).mean())
+    energy_ring = np.sqrt((_detail(image)[ring] ** 2).mean())
+    assert energy_hole > 0.7 * energy_ring  # the stripes continue, the hole is not flat
+    err_exemplar = np.abs(out[hole] - image[hole]).mean()
+    err_smooth = np.abs(guide[hole] - image[hole]).mean()
+    assert err_exemplar < 0.5 * err_smooth
+
+
+def test_outside_the_hole_the_guide_is_returned_and_fixed_seeds_repeat():
+    rng = np.random.default_rng(1)
+    image = rng.random((80, 72, 3), dtype=np.float32)
+    hole = _hole(80, 72, 20, 20, 24)
+    guide = _smooth_fill(image, hole)
+    first = synthesize([image], [hole], [guide])[0]
+    again = synthesize([image], [hole], [guide])[0]
+    assert np.array_equal(first, again)
+    assert np.array_equal(first[~hole], guide[~hole])
+    assert not np.allclose(first[hole], guide[hole])
+
+
+def test_windows_of_different_sizes_in_one_call():
+    shapes = [(64, 80), (96, 96), (64, 80), (40, 130)]
+    images, holes, guides = [], [], []
+    for i, (h, w) in enumerate(shapes):
+        image = _stripes(h, w)
+        hole = _hole(h, w, 10 + i, 12 + 2 * i, 14)
+        images.append(image)
+        holes.append(hole)
+        guides.append(_smooth_fill(image, hole))
+    outs = synthesize(images, holes, guides)
+    for (h, w), out, image, hole, guide in zip(shapes, outs, images, holes, guides, strict=True):
+        assert out.shape == (h, w, 3) and np.isfinite(out).all()
+        assert np.array_equal(out[~hole], guide[~hole])
+        assert np.abs(out[hole] - image[hole]).mean() < np.abs(guide[hole] - image[hole]).mean()
+
+
+def test_a_window_with_no_complete_patch_keeps_the_guide():
+    image = np.full((12, 12, 3), 0.5, np.float32)
+    hole = np.ones((12, 12), bool)
+    hole[0, 0] = False
+    guide = np.full_like(image, 0.25)
+    (out,) = synthesize([image], [hole], [guide])
+    assert np.array_equal(out, guide)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_realistic_fill_keeps_known_pixels_bit_identical(tiny_model, photo, dtype):
+    inpainter = Inpainter(tiny_model, device="cpu", tile=256, batch_size=4, fill="realistic")
+    image = photo[:200, :240].astype(dtype) * (257 if dtype == np.uint16 else 1)
+    mask = np.zeros(image.shape[:2], bool)
+    mask[60:110, 80:150] = True
+    mask[150:153, 10:200] = True
+    (out,) = inpainter.repair([image], [mask])
+    assert out.dtype == image.dtype
+    assert np.array_equal(out[~mask], image[~mask])
+    smooth = Inpainter(tiny_model, device="cpu", tile=256, batch_size=4).repair([image], [mask])[0]
+    assert not np.array_equal(out[mask], smooth[mask])
+
+
+def test_unknown_fill_is_refused(tiny_model):
+    with pytest.raises(ValueError, match="fill"):
+        Inpainter(tiny_model, device="cpu", fill="sharp")
+
+
+def test_images_command_takes_fill(tmp_path, tiny_model, photo):
+    from restore.cli import main
+
+    src, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
+    src.mkdir()
+    masks.mkdir()
+    small = cv2.cvtColor(cv2.resize(photo, (160, 120), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR)
+    cv2.imwrite(str(src / "a.png"), small)
+    mask = np.zeros((120, 160), np.uint8)
+    mask[40:80, 50:100] = 255
+    cv2.imwrite(str(masks / "a.png"), mask)
+    result = CliRunner().invoke(main, ["images", str(src), str(out), "--masks", str(masks), "--model",
+                                       str(tiny_model), "--fill", "realistic", "-q"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    after = cv2.imread(str(out / "a.png"))
+    assert np.array_equal(after[mask == 0], small[mask == 0])
