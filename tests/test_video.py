@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from conftest import EXAMPLES, SHARED
 
 from restore.cli import main
-from restore.video.job import RepairOptions, repair_frames
+from restore.video.job import RepairOptions, fill_small_leftovers, repair_frames
 from restore.video.masks import single_frame_defects
 from restore.video.overlay import OverlayFinder
 from restore.video.plan import plan_video_jobs
@@ -349,6 +349,60 @@ def test_overlay_cue_and_speck_detector_units():
     assert found[10:13, 10:13].all() and found.sum() == 9
     # In all three frames: not a speck.
     assert not single_frame_defects(speck, speck, speck, np.ones((30, 30), bool)).any()
+    # A film scratch (a thin line down the frame, elsewhere in the neighbours) is kept; a blob as
+    # large, which is more likely motion the flow missed, is not.
+    cur = rng.integers(60, 200, (120, 90), dtype=np.uint8)
+    damaged = cur.copy()
+    damaged[5:115, 40:42] = 240
+    damaged[20:50, 60:85] = 0
+    found = single_frame_defects(damaged, cur, cur, np.ones(cur.shape, bool))
+    assert found[5:115, 40:42].all() and not found[20:50, 60:85].any()
+
+
+def test_thin_or_small_leftovers_are_filled_by_telea_wide_ones_left_to_the_generator():
+    rng = np.random.default_rng(0)
+    frame = cv2.GaussianBlur(rng.integers(0, 255, (80, 120, 3), dtype=np.uint8), (9, 9), 0)
+    out = frame.copy()
+    root = np.zeros((80, 120), bool)
+    root[10:40, 10:13] = True  # a letter's stroke, 30 px long
+    root[60:63, 60:63] = True  # a speck
+    root[20:60, 70:110] = True  # wide: the generator's
+    out[root] = 255
+    filled = fill_small_leftovers(out, root)
+    assert filled == 90 + 9 and root.sum() == 1600 and root[20:60, 70:110].all()
+    assert np.abs(out[10:40, 10:13].astype(int) - frame[10:40, 10:13]).mean() < 20
+    assert (out[20:60, 70:110] == 255).all()
+
+
+def test_detector_looks_at_every_kth_frame_and_near_its_finds_in_between():
+    class Scratch:
+        model_name = "scratch"
+
+        def __init__(self):
+            self.seen = []
+
+        def detect(self, images):
+            self.seen.append([i.shape[:2] for i in images])
+            out = []
+            for image in images:
+                mask = np.zeros(image.shape[:2], bool)
+                mask[:, (image[..., 0] > 250).any(axis=0)] = True
+                out.append(mask)
+            return out
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(8):
+        frame = rng.integers(0, 200, (64, 96, 3), dtype=np.uint8)
+        frame[:, 40 + i % 2] = 255  # a scratch that wanders a pixel
+        frames.append(frame)
+    detector = Scratch()
+    out = list(repair_frames(frames, Echo(), detector=detector,
+                             options=RepairOptions(detect_every=4, cues=(), batch_size=4, dilate=0)))
+    full = [shape for call in detector.seen for shape in call if shape == (64, 96)]
+    crops = [shape for call in detector.seen for shape in call if shape != (64, 96)]
+    assert len(full) == 2 and len(crops) == 6 and all(w < 96 for _, w in crops)
+    assert all(r.mask[:, 40 + r.index % 2].all() for r in out)  # found in every frame, in or out of a crop
 
 
 def test_plan_names_outputs_and_skips_its_own(tmp_path):
