@@ -37,13 +37,16 @@ from common import cpu_model, rss_mb, timed
 ROOT = Path(__file__).resolve().parents[1]
 FALLBACK_MODEL = ROOT / "runs" / "v1" / "model.pt"
 PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
-CASES = ("a", "b", "c")
+CASES = ("a", "b", "c", "d")
 METHODS = ("restore", "telea")
 TELEA_RADIUS = 3
 JPEG_QUALITY = 95  # restore's default --jpeg-quality, so both sides encode the same way
 FOLDER_IMAGES = 50
 FOLDER_SIZE = (1024, 683)  # width, height
 LARGE_SIZE = (6000, 4000)
+SCAN_SPECKS = 1500  # per 24 MP; case d scales the count with --scan-size
+SCAN_SCRATCHES = 12
+SCAN_MP = 24e6
 WARMUP_SIDE = 512
 
 
@@ -122,7 +125,8 @@ def fit_mask(kinds: Sequence[str], height: int, width: int, target: float, rng: 
     raise RuntimeError(f"could not reach {target:.1%} holes with {kinds} in {max_draws} draws")
 
 
-def make_inputs(data: Path, photos: list[Path], cases: Sequence[str], seed: int) -> dict[str, dict]:
+def make_inputs(data: Path, photos: list[Path], cases: Sequence[str], seed: int,
+                scan_size: tuple[int, int] = LARGE_SIZE, scan_bits: int = 8) -> dict[str, dict]:
     """Write every case's inputs under ``data``; returns a description of each for the table."""
     rng = np.random.default_rng(seed)
     pictures = [load_rgb(p) for p in photos]
@@ -158,7 +162,158 @@ def make_inputs(data: Path, photos: list[Path], cases: Sequence[str], seed: int)
         info["c"] = {"input": f"folder of {FOLDER_IMAGES} JPEGs {width}x{height}",
                      "damage": f"{min(fractions):.1%}-{max(fractions):.1%} holes, "
                                "decode+encode included"}
+    if "d" in cases:
+        info["d"] = make_scan(data / "d", pictures, rng, scan_size, scan_bits)
     return info
+
+
+def scan_damage(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """What a real scan's damage looks like: dust specks 2-15 px all over the frame (1,500 per
+    24 MP) and a dozen long hairline scratches (2-4 px wide, gently curving), ~1% in all, as bool."""
+    mask = np.zeros((height, width), np.uint8)
+    scale = height * width / SCAN_MP
+    for _ in range(int(round(SCAN_SPECKS * scale))):
+        d = rng.uniform(2, 15)
+        axes = (max(1, int(round(d / 2))), max(1, int(round(d / 2 * rng.uniform(0.5, 1.0)))))
+        centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        cv2.ellipse(mask, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+    for _ in range(SCAN_SCRATCHES):
+        length = rng.uniform(0.5, 1.0) * max(height, width)
+        angle = rng.uniform(0, 2 * np.pi)
+        y, x = rng.uniform(0, height), rng.uniform(0, width)
+        points = [(x, y)]
+        for _ in range(int(length // 50)):
+            angle += rng.normal(0, 0.05)
+            x, y = x + 50 * np.cos(angle), y + 50 * np.sin(angle)
+            points.append((x, y))
+        cv2.polylines(mask, [np.round(np.array(points)).astype(np.int32)], False, 1,
+                      int(rng.integers(2, 5)))
+    return mask > 0
+
+
+def make_scan(prefix: Path, pictures: list[np.ndarray], rng: np.random.Generator,
+              size: tuple[int, int], bits: int) -> dict[str, str]:
+    """Case d: a clean scan (a photo upscaled, with mild grain), its damaged copy and its mask.
+
+    Written as ``prefix``_in/scan.(png|tif), ``prefix``_masks/scan.png and ``prefix``_clean.npy;
+    16-bit scans are TIFF (LZW), as scanners write them.
+    """
+    width, height = size
+    largest = max(pictures, key=lambda p: p.shape[0] * p.shape[1])
+    clean = add_noise(cut(largest, width, height, rng, min_fraction=1.0), 2.0, rng)
+    mask = scan_damage(height, width, rng)
+    if bits == 16:
+        clean = clean.astype(np.uint16) * 257  # 8-bit detail, 16-bit file: what the engine sees
+    damaged = clean.copy()
+    top = 65535 if bits == 16 else 255
+    ys, xs = np.nonzero(mask)
+    damaged[ys, xs] = np.where(rng.random(len(ys)) < 0.7, top // 12, top - top // 20)[:, None]
+    del ys, xs
+    in_dir, mask_dir = Path(f"{prefix}_in"), Path(f"{prefix}_masks")
+    in_dir.mkdir()
+    mask_dir.mkdir()
+    name = "scan.tif" if bits == 16 else "scan.png"
+    params = [cv2.IMWRITE_TIFF_COMPRESSION, 5] if bits == 16 else []
+    cv2.imwrite(str(in_dir / name), cv2.cvtColor(damaged, cv2.COLOR_RGB2BGR), params)
+    cv2.imwrite(str(mask_dir / "scan.png"), mask.astype(np.uint8) * 255)
+    np.save(f"{prefix}_clean.npy", clean)
+    count = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1
+    kind = f"{bits}-bit {'TIFF' if bits == 16 else 'PNG'}"
+    return {"input": f"1 scan {width}x{height} ({width * height / 1e6:.0f} MP, {kind}), file to file",
+            "damage": f"{mask.mean():.2%} in {count} pieces (dust + {SCAN_SCRATCHES} hairlines)"}
+
+
+def masked_quality(clean: np.ndarray, result: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """PSNR and SSIM of the damaged pixels only (SSIM's map averaged over them), at 8-bit scale.
+
+    SSIM is the eval protocol's (11x11 Gaussian, sigma 1.5), worked in row bands so a 100 MP
+    scan never needs a full-size float64 copy.
+    """
+    from restore.eval.metrics import SSIM_K1, SSIM_K2, _gaussian
+
+    scale = 257.0 if clean.dtype == np.uint16 else 1.0
+    g, band, margin = _gaussian(), 256, 8
+    c1, c2 = (SSIM_K1 * 255) ** 2, (SSIM_K2 * 255) ** 2
+    sq_err, ssim_sum, count = 0.0, 0.0, 0
+    for y in range(0, mask.shape[0], band):
+        inside = mask[y : y + band]
+        if not inside.any():
+            continue
+        ya, yb = max(0, y - margin), min(mask.shape[0], y + band + margin)
+        x_ = clean[ya:yb].astype(np.float64) / scale
+        y_ = result[ya:yb].astype(np.float64) / scale
+        rows = slice(y - ya, y - ya + inside.shape[0])
+        sq_err += float(((x_[rows] - y_[rows])[inside] ** 2).sum())
+        count += int(inside.sum())
+
+        def blur(t: np.ndarray) -> np.ndarray:
+            return cv2.sepFilter2D(t, cv2.CV_64F, g, g, borderType=cv2.BORDER_REFLECT)
+
+        mu_x, mu_y = blur(x_), blur(y_)
+        var_x, var_y = blur(x_ * x_) - mu_x**2, blur(y_ * y_) - mu_y**2
+        cov = blur(x_ * y_) - mu_x * mu_y
+        ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)
+                    / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))).mean(axis=-1)
+        ssim_sum += float(ssim_map[rows][inside].sum())
+    mse = sq_err / (3 * count)
+    return {"hole_psnr": float(10 * np.log10(255.0**2 / mse)) if mse else float("inf"),
+            "hole_ssim": ssim_sum / count}
+
+
+def measured_run(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one child process, from ``/usr/bin/time`` when there is
+    one (else ``RUSAGE_CHILDREN``, which this small, fresh worker cannot inflate)."""
+    import resource
+
+    start = time.perf_counter()
+    if Path("/usr/bin/time").exists():
+        with tempfile.NamedTemporaryFile("r", suffix=".txt") as out:
+            subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out.name, *command], check=True)
+            seconds = time.perf_counter() - start
+            return seconds, int(out.read().split()[-1]) / 1024
+    subprocess.run(command, check=True)
+    seconds = time.perf_counter() - start
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def run_scan(method: str, args: argparse.Namespace, data: Path) -> dict[str, Any]:
+    """Case d, file to file: ``restore images`` as its own process (start-up, model load, decode,
+    repair, encode and write all timed), or Telea's read -> inpaint -> write in this process."""
+    in_dir, mask_dir, out_dir = data / "d_in", data / "d_masks", data / f"d_out_{method}"
+    (source,) = sorted(in_dir.iterdir())
+    result: dict[str, Any] = {"case": "d", "method": method, "times_s": [], "peak_rss_runs_mb": []}
+    for _ in range(args.repeats):
+        if method == "restore":
+            command = [sys.executable, "-m", "restore", "images", str(in_dir), str(out_dir), "--masks",
+                       str(mask_dir), "--overwrite", "--quiet", "--model", args.model, "--device",
+                       args.device, "--batch-size", str(args.batch_size)]
+            if args.grain is not None:
+                command += ["--grain", str(args.grain)]
+            wall, peak = measured_run(command)
+            result["peak_rss_runs_mb"].append(peak)
+        else:
+            out_dir.mkdir(exist_ok=True)
+            start = time.perf_counter()
+            pixels = cv2.imread(str(source), cv2.IMREAD_UNCHANGED)
+            hole = cv2.imread(str(mask_dir / "scan.png"), cv2.IMREAD_GRAYSCALE)
+            params = [cv2.IMWRITE_TIFF_COMPRESSION, 5] if source.suffix == ".tif" else []
+            if pixels.dtype == np.uint16:  # Telea is 8-bit only: the best it can give a deep scan
+                pixels = ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+            repaired = cv2.inpaint(pixels, hole, TELEA_RADIUS, cv2.INPAINT_TELEA)
+            cv2.imwrite(str(out_dir / source.name), repaired, params)
+            wall = time.perf_counter() - start
+            del pixels, hole, repaired
+            result["peak_rss_runs_mb"].append(rss_mb("VmHWM"))
+        result["times_s"].append(wall)
+    result["median_s"] = statistics.median(result["times_s"])
+    result["peak_rss_mb"] = max(result["peak_rss_runs_mb"])
+    output = cv2.imread(str(out_dir / source.name), cv2.IMREAD_UNCHANGED)
+    clean = np.load(data / "d_clean.npy")
+    if output.dtype != clean.dtype:  # Telea's 8-bit output against a 16-bit scan
+        output = output.astype(clean.dtype) * 257
+    mask = cv2.imread(str(mask_dir / "scan.png"), cv2.IMREAD_GRAYSCALE) > 0
+    result.update(masked_quality(clean, cv2.cvtColor(output, cv2.COLOR_BGR2RGB), mask))
+    return result
 
 
 # --------------------------------------------------------------------------- workers (child side)
@@ -188,6 +343,8 @@ def torch_info(device: Any) -> dict[str, Any]:
 def run_worker(case: str, method: str, args: argparse.Namespace) -> dict[str, Any]:
     """Set up one (case, method) in this fresh process, then time it; setup is not timed."""
     data = Path(args.data)
+    if case == "d":
+        return run_scan(method, args, data)
     result: dict[str, Any] = {"case": case, "method": method}
     if case == "baseline":
         if method == "restore":
@@ -366,8 +523,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (restore side)")
     parser.add_argument("--batch-size", type=int, default=4, help="restore's --batch-size")
     parser.add_argument("--grain", type=float, default=None, help="restore's --grain (default: its own)")
-    parser.add_argument("--cases", default="a,b,c", help="comma-separated subset of a,b,c")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs for cases a and c (median)")
+    parser.add_argument("--cases", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs for cases a, c and d (median)")
+    parser.add_argument("--scan-size", default="6000x4000",
+                        help="case d's scan, WIDTHxHEIGHT (specks scale with the area)")
+    parser.add_argument("--scan-bits", type=int, choices=(8, 16), default=8,
+                        help="case d's scan depth: 8 (PNG) or 16 (LZW TIFF)")
     parser.add_argument("--repeats-large", type=int, default=1, help="timed runs for case b (median)")
     parser.add_argument("--seed", type=int, default=0, help="inputs and masks are drawn from this")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
@@ -401,7 +562,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         private_model = data / "model.pt"
         shutil.copyfile(model, private_model)
         print(f"[bench] generating inputs in {data} ...", file=sys.stderr, flush=True)
-        info = make_inputs(data, find_photos(args.photos), cases, args.seed)
+        scan_size = tuple(int(v) for v in args.scan_size.lower().split("x"))
+        info = make_inputs(data, find_photos(args.photos), cases, args.seed, scan_size,  # type: ignore[arg-type]
+                           args.scan_bits)
         results: dict[tuple[str, str], dict[str, Any]] = {}
         plan = [("baseline", 1)] + [(c, args.repeats_large if c == "b" else args.repeats) for c in cases]
         for case, repeats in plan:
@@ -427,6 +590,11 @@ def main(argv: Sequence[str] | None = None) -> int:
           "(Python, libraries, inputs, work); the ref row is imports alone.")
     print()
     print(table(info, results))
+    if "d" in info:
+        print()
+        print("Case d, damaged pixels only, against the clean scan (8-bit scale): " + "; ".join(
+            f"{m} PSNR {results[('d', m)]['hole_psnr']:.2f} dB, SSIM {results[('d', m)]['hole_ssim']:.4f}"
+            for m in METHODS if "hole_psnr" in results[("d", m)]))
     failed = any("error" in r for r in results.values())
     return 1 if failed else 0
 
