@@ -128,7 +128,7 @@ class _Stream:
         warmup_frames = iter(warmup) if warmup is not None else None
         start = 0
         while True:
-            last_needed = start + self.batch - 1 + self.radius + (1 if self.use_specks else 0)
+            last_needed = start + self.batch - 1 + self.radius + (2 if self.use_specks else 0)
             while not self.ended and self.read <= last_needed:
                 self._read_batch(frames, warmup_frames)
                 warmup_frames = None
@@ -238,6 +238,11 @@ class _Stream:
             after = self.window.get(index - 2)
         if self.use_specks and before is not None and after is not None:
             slot.hole = slot.hole | self._specks(slot, before, after, overlay)
+            far = self.window.get(index - 2), self.window.get(index + 2)
+            if far[0] is not None and far[1] is not None and before.index == index - 1:
+                # Two frames away: a scratch that wandered less than its width in one frame has
+                # usually moved off itself by then.
+                slot.hole = slot.hole | self._specks(slot, far[0], far[1], overlay)
         slot.set_final()
 
     def _specks(self, slot: FrameSlot, before: FrameSlot, after: FrameSlot,
