@@ -6,13 +6,16 @@ finder sums the gradient vector and its length over the frames it is shown:
 
 - **coherence** ``|sum g| / sum |g|`` is near 1 for an edge that never moves and near
   ``1/sqrt(n)`` for the moving scene; a semi-transparent logo, whose edge adds a constant
-  gradient to the scene's, keeps most of it;
-- a candidate (coherent, strong edges closed into shapes) is kept only if the picture around it
-  **changes** (temporal spread of the ring around the shape above the clip's noise, on most of
-  the ring) while the shape itself changes less than its ring. A still camera's wall, a letterbox
-  bar, the still background beside someone walking past: their surroundings do not change (or
-  only on one side), so they are never an overlay; there the damage detector or ``--mask``
-  has to find them.
+  gradient to the scene's, keeps most of it. The edge must also be there in nearly every
+  sub-window (a window frame that stood still, then went away, is not) and be **steady**: the
+  pixels on it change by less than its contrast (a scene edge drifting a pixel changes them by
+  1.5-2.5x its contrast, and stays coherent);
+- such edges, closed into shapes, are kept if they are letters or a logo (edges across and
+  along, not one straight line) and the picture **changes around them**: most of the ring
+  around the shape that can show change (has edges, or changes) does; where nothing around can
+  (text on a plain wall), the camera's motion decides (most of the textured picture changed).
+  A still camera's wall, a letterbox bar, the still background beside someone walking past are
+  never an overlay; there the damage detector or ``--mask`` has to find them.
 - a **clock**'s digits change every second, so over the whole window they are not coherent;
   but they are over a short sub-window. Next to found text (a box one and a half text heights
   to either side), edges as strong as the text's that were coherent over any sub-window are
