@@ -230,6 +230,22 @@ def test_icc_profile_kept_8bit(tmp_path, rng, fmt, name):
     assert Image.open(out).info.get("icc_profile") == icc
 
 
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_8bit_png_keeps_pixels_icc_exif_and_dpi(tmp_path, rng, channels):
+    """8-bit PNGs are encoded by OpenCV (fast) with the metadata chunks spliced in."""
+    src = tmp_path / "src.png"
+    pixels = noise(rng, channels)
+    Image.fromarray(pixels if channels > 1 else pixels[:, :, 0]).save(
+        src, icc_profile=srgb_icc() if channels > 1 else None, exif=exif_with(1, t271="Acme"), dpi=(300, 300))
+    pic = read_image(src)
+    out = tmp_path / "out.png"
+    write_image(out, pic)
+    back = Image.open(out)
+    assert np.array_equal(read_image(out).pixels, pic.pixels) and back.mode == Image.open(src).mode
+    assert back.info.get("icc_profile") == (srgb_icc() if channels > 1 else None)
+    assert back.getexif().get(271) == "Acme" and round(back.info["dpi"][0]) == 300
+
+
 @pytest.mark.parametrize("fmt,name", [("png", "d.png"), ("tiff", "d.tif")])
 def test_icc_and_dpi_kept_16bit(tmp_path, rng, fmt, name):
     icc = srgb_icc()

@@ -592,8 +592,8 @@ def write_image(
     palette when the result still has <= 256 colours, else full colour. CMYK sources are
     written as RGB; an ICC profile that no longer fits the channels (grey vs colour) is dropped.
     Metadata: ICC on every format; EXIF on PNG/JPEG/WebP (not TIFF); DPI on PNG/JPEG/TIFF/BMP.
-    16-bit files are encoded by OpenCV and the ICC profile (for PNG also EXIF and DPI) is
-    spliced into the bytes afterwards, so deep scans keep their colour space. TIFF keeps a
+    16-bit files and 8-bit PNGs are encoded by OpenCV and the ICC profile (for PNG also EXIF and
+    DPI) is spliced into the bytes afterwards, so deep scans keep their colour space. TIFF keeps a
     lossless input compression, otherwise uses LZW. WebP stays lossless if the source was.
     """
     fmt = normalize_format(format or picture.format)
@@ -607,8 +607,10 @@ def write_image(
         px = px[:, :, :-1]
     if fmt in ("jpeg", "bmp", "webp") and px.dtype == np.uint16:
         px = _to_uint8(px)
-    if px.dtype == np.uint16:
-        data = _encode_deep(fmt, px, picture)
+    if px.dtype == np.uint16 or (fmt == "png" and px.shape[2] != 2 and picture.source_mode not in ("1", "P")):
+        # OpenCV: 16-bit, and 8-bit PNG, which it encodes ~15x faster than Pillow's defaults (a 24 MP
+        # scan: 0.7 s against 11 s) at about the same size.
+        data = _encode_cv2(fmt, px, picture)
     else:
         data = _encode_pillow(fmt, px, picture, jpeg_quality)
     with atomic_output(path) as tmp:
@@ -630,7 +632,7 @@ def _to_uint8(px: np.ndarray) -> np.ndarray:
     return ((px.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
 
-def _encode_deep(fmt: str, px: np.ndarray, picture: Picture) -> bytes:
+def _encode_cv2(fmt: str, px: np.ndarray, picture: Picture) -> bytes:
     if px.shape[2] == 2:
         px = px[:, :, [0, 0, 0, 1]]
     if px.shape[2] == 3:
