@@ -13,6 +13,20 @@ def inpainter(tiny_model):
     return Inpainter(tiny_model, device="cpu", tile=256, batch_size=4)
 
 
+
+def _record_window_shapes(inpainter) -> list[tuple[int, int]]:
+    """Make ``inpainter`` log the (height, width) of every window it runs the model on."""
+    calls: list[tuple[int, int]] = []
+    original_fill = inpainter.fill
+
+    def spy(crops, holes, *borders):
+        calls.extend(c.shape[:2] for c in crops)
+        return original_fill(crops, holes, *borders)
+
+    inpainter.fill = spy
+    return calls
+
+
 def _mask(shape, seed=0):
     rng = np.random.default_rng(seed)
     mask = np.zeros(shape, bool)
@@ -76,14 +90,7 @@ def test_thin_damage_gets_small_tiles_and_wide_damage_full_ones(tiny_model, phot
     image = cv2.resize(photo, (1400, 1000))
     scratch = np.zeros((1000, 1400), np.uint8)
     cv2.line(scratch, (50, 0), (1300, 999), 1, 3)
-    calls: list[tuple[int, int]] = []
-    original_fill = inpainter.fill
-
-    def spy(crops, holes, *borders):
-        calls.extend(c.shape[:2] for c in crops)
-        return original_fill(crops, holes, *borders)
-
-    inpainter.fill = spy
+    calls = _record_window_shapes(inpainter)
     (out,) = inpainter.repair([image], [scratch > 0])
     assert calls and max(max(c) for c in calls) < 512  # small tiles along the scratch
     assert sum(h * w for h, w in calls) < 0.5 * 1400 * 1000
@@ -213,14 +220,7 @@ def test_scattered_dust_is_filled_in_small_windows_and_nothing_else_changes(tiny
     image = cv2.resize(photo, (1500, 1000))
     mask = _dust(image.shape[:2], 150)
     mask[600:603, 100:1400] = True  # and one long hairline
-    calls: list[tuple[int, int]] = []
-    original_fill = inpainter.fill
-
-    def spy(crops, holes, *borders):
-        calls.extend(c.shape[:2] for c in crops)
-        return original_fill(crops, holes, *borders)
-
-    inpainter.fill = spy
+    calls = _record_window_shapes(inpainter)
     (out,) = inpainter.repair([image], [mask])
     assert np.array_equal(out[~mask], image[~mask])
     assert (np.abs(out.astype(int) - image)[mask].max(axis=-1) > 0).mean() > 0.9  # the holes were filled
