@@ -576,3 +576,22 @@ def test_the_coarse_scan_adds_only_what_it_is_sure_of(tiny_detector):
     assert prob[:, 224:].max() == 0  # the unsure one is not added
     (mask,) = detector.detect([np.zeros((40, 50, 3), np.uint8)])  # too small to shrink: one scan
     assert mask.shape == (40, 50)
+
+
+def test_axis_share_applies_to_a_training_run_only(tmp_path, photo, monkeypatch):
+    data = tmp_path / "photos"
+    data.mkdir()
+    cv2.imwrite(str(data / "p.jpg"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    seen: list[float] = []
+    painter = synth.scratch
+
+    def spy(*args):
+        seen.append(synth.AXIS_SHARE)
+        return painter(*args)
+
+    monkeypatch.setitem(synth.PAINTERS, "scratch", spy)
+    code, _ = _run("train", str(data), "--task", "detect", "--axis-share", "0.7", "--steps", "3",
+                   "--crop", "64", "--batch-size", "4", "--out", str(tmp_path / "d.pt"), "--quiet")
+    assert code == 0 and seen and set(seen) == {0.7}
+    assert synth.AXIS_SHARE == 0.0  # the exam's draws are untouched afterwards
+    assert _run("train", str(data), "--axis-share", "0.5", "--out", str(tmp_path / "g.pt"))[0] == 2

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from restore.detect import synth
 from restore.detect.model import VIEWS, DamageNet, DetectorConfig, average_views, grow, turn
 from restore.detect.synth import paint_damage, vary_content
 from restore.detect.weights import export_detector, load_detector
@@ -71,6 +72,7 @@ class DetectTrainConfig:
     workers: int | None = None  # batch-making processes; None: 0 on CPU, up to 8 on a GPU
     ema_decay: float = 0.999  # the exported detector is this moving average of the weights (0: the last)
     views: int = 3  # views the exported detector averages by default (thresholds are calibrated for 1-4)
+    axis_share: float = 0.0  # of scratches drawn straight, level or upright (``synth.AXIS_SHARE``)
     detector: DetectorConfig = DetectorConfig()
 
 
@@ -273,6 +275,15 @@ def _save_samples(model: DamageNet, images: torch.Tensor, labels: torch.Tensor, 
 
 def train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | None = None) -> dict:
     """Train until ``cfg.steps`` or ``cfg.minutes``; returns the last logged metrics."""
+    # The synthesiser's setting for this run only (batch workers fork with it); the exam keeps 0.
+    before, synth.AXIS_SHARE = synth.AXIS_SHARE, cfg.axis_share
+    try:
+        return _train_detector(cfg, on_log)
+    finally:
+        synth.AXIS_SHARE = before
+
+
+def _train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | None) -> dict:
     device = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)
     photos = load_photos(cfg.data)
