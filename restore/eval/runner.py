@@ -205,7 +205,7 @@ def evaluate(data_dir: str | os.PathLike[str], inpainter: Inpainter,
             if perceptual else None,
         },
         "model": inpainter.model_name, "grain": inpainter.grain,
-        "fill": getattr(inpainter, "fill_style", "smooth"), "device": str(inpainter.device),
+        "fill": inpainter.fill_style, "device": str(inpainter.device),
         "methods": methods,
         "results": results, "per_image": per_image,
     })
