@@ -102,6 +102,31 @@ def test_thin_damage_gets_small_tiles_and_wide_damage_full_ones(tiny_model, phot
     assert max(max(c) for c in calls) == 512
 
 
+def test_a_blot_on_a_hairline_does_not_give_the_whole_hairline_large_tiles(tiny_model, photo):
+    """Tile sides follow the hole's local width: the blot gets a larger tile, the rest of the
+    scratch keeps tiles sized for a hairline, and every hole pixel is still filled."""
+    import cv2
+
+    inpainter = Inpainter(tiny_model, device="cpu", tile=512)
+    image = cv2.resize(photo, (1400, 1000))
+    scratch = np.zeros((1000, 1400), np.uint8)
+    cv2.line(scratch, (0, 500), (1399, 500), 1, 3)
+    calls = _record_window_shapes(inpainter)
+    inpainter.repair([image], [scratch > 0])
+    thin = sorted(calls)
+    calls.clear()
+    cv2.circle(scratch, (700, 500), 20, 1, -1)  # a blot 41 px across, on the scratch
+    damaged = image.copy()
+    damaged[scratch > 0] = 255
+    (out,) = inpainter.repair([damaged], [scratch > 0])
+    sides = [max(c) for c in calls]
+    assert max(sides) > max(max(c) for c in thin)  # the blot needs more context ...
+    assert sides.count(min(sides)) >= len(thin) - 4  # ... the hairline elsewhere does not
+    assert sum(h * w for h, w in calls) < 2 * sum(h * w for h, w in thin)
+    assert not (out[scratch > 0] == 255).all(axis=-1).any()  # every damaged pixel got a fill
+    assert np.array_equal(out[scratch == 0], image[scratch == 0])
+
+
 def test_a_black_and_white_photo_stored_as_rgb_gets_a_fill_without_colour(inpainter, photo):
     """The untrained model fills with arbitrary colours; the fill keeps to the photo's own tones."""
     grey = np.repeat(photo.mean(axis=2, keepdims=True).round().astype(np.uint8), 3, axis=2)

@@ -22,7 +22,7 @@ The object holds only the model and its settings; no per-image state survives a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -38,7 +38,10 @@ from restore.model.prefill import push_pull
 from restore.model.weights import load_generator
 
 SMALL_CALL = 4 * 128 * 128  # pixels per model call per --batch-size for windows under 128²
-CHUNK_PIXELS = 1 << 21  # window pixels cut (as float) at a time in the fine pass (24 MB)
+CHUNK_PIXELS = 1 << 21
+THIN_CONTEXT = 16
+THIN_CONTEXT_PER_DEPTH = 6
+LOCAL_REACH = 4  # px: a hole pixel's tile side comes from the hole's width this close to it
 
 
 @dataclass
@@ -57,7 +60,6 @@ class _Region:
     colour: np.ndarray | None = None  # float RGB with the coarse fill in; only where it ran
     flat: np.ndarray | None = None  # raster indices of the hole pixels within the region
     values: np.ndarray | None = None  # float RGB fill of each of those pixels
-    tiles: list[Box] = field(default_factory=list)
 
     def crop(self, tile: Box) -> np.ndarray:
         """Float RGB of ``tile`` (region coordinates), the coarse fill in where there is one."""
@@ -75,6 +77,12 @@ class _Region:
         ys, xs, index = self.positions(window, self.hole[window.slices])
         colour[ys, xs] = self.values[index]
         return colour
+
+
+def _written(region: _Region, tile: Box, writes: np.ndarray | None) -> np.ndarray:
+    """The hole pixels of ``tile`` whose fill it gives (``writes``: its group's, None: all)."""
+    where = region.fine_hole[tile.slices]
+    return where if writes is None else where & writes
 
 
 def _precision(device: torch.device, precision: str) -> torch.dtype:
@@ -251,37 +259,60 @@ class Inpainter:
             region.colour[deep] = big[deep]
             region.fine_hole = region.hole & ~deep
 
-    def _tiles(self, region: _Region) -> tuple[list[Box], int]:
-        """Tiles for a region and their overlap: full-size ones, or small ones along thin damage.
+    def _tiles(self, region: _Region) -> list[tuple[Box, int, np.ndarray | None]]:
+        """Tiles for a region: (tile, overlap, the hole pixels it writes, or None for all of them).
 
         A hairline needs little context, so a long scratch is covered by small tiles that follow
-        it rather than by full tiles over its whole bounding box. Small tiles are used only when
-        they cost clearly less model work; they keep at least ``min_context`` around the hole's
-        deepest point on every side.
+        it rather than by full tiles over its whole bounding box. Each hole pixel gets a tile side
+        from the hole's local depth (its widest point within ``LOCAL_REACH`` px), with context
+        proportional to that depth (at least ``THIN_CONTEXT``, at most ``min_context``); pixels
+        with the same side share a grid of tiles, and each tile writes only its group's pixels.
+        Why local: a dozen hairlines crossing a scan make one region, and a dust speck on a
+        scratch makes it one hole; sized by the deepest point, every hairline got tiles four
+        times the area it needs.
+        Small tiles are used only when they cost clearly less model work than full ones.
         """
         whole = Box(0, 0, region.box.height, region.box.width)
         if region.spot:
-            return [whole], self.overlap
+            return [(whole, self.overlap, None)]
         # Only the region's own holes need tiles; spots inside it are filled in their own windows.
         todo = region.fine_hole if region.own is region.hole else region.fine_hole & region.own
-        tiles = split_tiles(whole, todo, self.tile, self.overlap)
-        depth = float(cv2.distanceTransform(todo.astype(np.uint8), cv2.DIST_L2, 3).max())
-        side = max(128, -(-int(2 * (2 * depth + self.min_context)) // 64) * 64)
-        if side >= self.tile:
-            return tiles, self.overlap
-        overlap = min(self.overlap, side // 4)
-        small = split_tiles(whole, todo, side, overlap)
-        if sum(t.height * t.width for t in small) < 0.6 * sum(t.height * t.width for t in tiles):
-            return small, overlap
-        return tiles, self.overlap
+        full = split_tiles(whole, todo, self.tile, self.overlap)
+        if not todo.any():
+            return []
+        # Each hole pixel's local depth: the widest point of the hole within a few px of it
+        # (worked in place: a region can be a whole scan, and this is its only float copy).
+        local = cv2.distanceTransform(todo.view(np.uint8), cv2.DIST_L2, 3)
+        cv2.dilate(local, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * LOCAL_REACH + 1,) * 2), dst=local)
+        depth = np.minimum(local[todo], self.tile)  # no known pixel in the region: "infinitely" deep
+        del local
+        context = np.minimum(self.min_context, np.maximum(THIN_CONTEXT, THIN_CONTEXT_PER_DEPTH * depth))
+        need = np.maximum(1, -(-(2 * (2 * depth + context)).astype(int) // 64))  # in 64-px steps
+        sides = np.zeros(todo.shape, np.uint8)
+        sides[todo] = np.minimum(need, 255)
+        small_sides = [int(v) * 64 for v in np.unique(need) if int(v) * 64 < self.tile]
+        if not small_sides:
+            return [(t, self.overlap, None) for t in full]
+        jobs: list[tuple[Box, int, np.ndarray | None]] = []
+        rest = todo
+        for side in small_sides:
+            group = sides == side // 64
+            overlap = min(self.overlap, side // 4)
+            jobs += [(t, overlap, group[t.slices]) for t in split_tiles(whole, group, side, overlap)]
+            rest = rest & ~group
+        if rest.any():
+            tiles = split_tiles(whole, rest, self.tile, self.overlap)
+            jobs += [(t, self.overlap, rest[t.slices]) for t in tiles]
+        if sum(t.height * t.width for t, _, _ in jobs) < 0.6 * sum(t.height * t.width for t in full):
+            return jobs
+        return [(t, self.overlap, None) for t in full]
 
     def _fine_pass(self, regions: list[_Region]) -> None:
         """Run every tile, a chunk of cut windows at a time, and blend at the hole pixels only:
         the same sums in the same order as blending whole float regions, without holding them."""
-        jobs: list[tuple[_Region, Box, int]] = []
+        jobs: list[tuple[_Region, Box, int, np.ndarray | None]] = []
         for region in regions:
-            region.tiles, overlap = self._tiles(region)
-            jobs += [(region, tile, overlap) for tile in region.tiles]
+            jobs += [(region, tile, overlap, writes) for tile, overlap, writes in self._tiles(region)]
         order = sorted(range(len(jobs)), key=lambda i: (jobs[i][1].height, jobs[i][1].width))
         parts: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(jobs)
         start = 0
@@ -295,13 +326,13 @@ class Inpainter:
             holes = [jobs[i][0].fine_hole[jobs[i][1].slices] for i in chunk]
             borders = [_at_border(jobs[i][0], jobs[i][1]) for i in chunk]
             for i, out in zip(chunk, self.fill(crops, holes, borders), strict=True):
-                region, tile, overlap = jobs[i]
+                region, tile, overlap, writes = jobs[i]
                 w = feather(tile, Box(0, 0, region.box.height, region.box.width), overlap)
-                where = region.fine_hole[tile.slices]
+                where = _written(region, tile, writes)
                 parts[i] = (out[where] * w[where][:, None], w[where])
             start = stop
         by_region: dict[int, list[int]] = {}
-        for i, (region, _, _) in enumerate(jobs):
+        for i, (region, _, _, _) in enumerate(jobs):
             by_region.setdefault(id(region), []).append(i)
         for region in regions:
             region.flat = np.flatnonzero(region.hole)
@@ -310,8 +341,9 @@ class Inpainter:
             total = np.zeros((len(region.flat), 3), np.float32)
             weight = np.zeros(len(region.flat), np.float32)
             for i in by_region.get(id(region), []):
-                tile = jobs[i][1]
-                _, _, index = region.positions(tile, region.fine_hole[tile.slices])
+                tile, writes = jobs[i][1], jobs[i][3]
+                where = _written(region, tile, writes)
+                _, _, index = region.positions(tile, where)
                 part, w = parts[i]  # type: ignore[misc]
                 total[index] += part
                 weight[index] += w
@@ -347,7 +379,7 @@ class Inpainter:
     def _finish(self, region: _Region, output: np.ndarray, chroma: np.ndarray | None) -> None:
         """Grain and composite, one grain window at a time; only ``region.own`` is written."""
         grain = self.grain > 0 and not region.hole.all()
-        for window, core in grain_tiles(region.hole):
+        for window, core in grain_tiles(region.own):  # only windows holding pixels it writes
             colour = region.filled(window)
             if grain:
                 colour = grain_core(colour, region.hole[window.slices], core, self.grain)
