@@ -279,20 +279,26 @@ def masked_quality(clean: np.ndarray, result: np.ndarray, mask: np.ndarray) -> d
             "hole_ssim": ssim_sum / count}
 
 
-def measured_run(command: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process, from ``/usr/bin/time`` when there is
-    one (else ``RUSAGE_CHILDREN``, which this small, fresh worker cannot inflate)."""
-    import resource
-
+def measured_run(command: list[str], every: float = 0.25) -> tuple[float, float, list[float]]:
+    """Wall seconds, peak RSS (MB) and the RSS trace (MB, every ``every`` s) of one child
+    process, read from its /proc status while it runs; the trace shows whether memory stays
+    flat over a folder or grows with it."""
     start = time.perf_counter()
-    if Path("/usr/bin/time").exists():
-        with tempfile.NamedTemporaryFile("r", suffix=".txt") as out:
-            subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out.name, *command], check=True)
-            seconds = time.perf_counter() - start
-            return seconds, int(out.read().split()[-1]) / 1024
-    subprocess.run(command, check=True)
+    proc = subprocess.Popen(command)
+    status = Path(f"/proc/{proc.pid}/status")
+    peak, trace = 0.0, []
+    while proc.poll() is None:
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+            peak = max(peak, int(fields["VmHWM"].split()[0]) / 1024)
+            trace.append(int(fields["VmRSS"].split()[0]) / 1024)
+        except (OSError, KeyError, ValueError):
+            pass
+        time.sleep(every)
     seconds = time.perf_counter() - start
-    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, command)
+    return seconds, peak, trace
 
 
 def run_scan(method: str, args: argparse.Namespace, data: Path) -> dict[str, Any]:
@@ -308,8 +314,11 @@ def run_scan(method: str, args: argparse.Namespace, data: Path) -> dict[str, Any
                        args.device, "--batch-size", str(args.batch_size)]
             if args.grain is not None:
                 command += ["--grain", str(args.grain)]
-            wall, peak = measured_run(command)
+            wall, peak, trace = measured_run(command)
             result["peak_rss_runs_mb"].append(peak)
+            # Median RSS over each quarter of the run: flat if a folder's memory does not grow.
+            quarters = np.array_split(np.array(trace or [0.0]), 4)
+            result["rss_quarters_mb"] = [round(float(np.median(q)), 1) if len(q) else None for q in quarters]
         else:
             out_dir.mkdir(exist_ok=True)
             start = time.perf_counter()
@@ -633,6 +642,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("Case d throughput: " + "; ".join(
                 f"{m} {results[('d', m)]['images_per_s']:.3f} scans/s" for m in METHODS
                 if "images_per_s" in results[("d", m)]))
+        quarters = results[("d", "restore")].get("rss_quarters_mb")
+        if quarters:
+            print("Case d restore RSS, median of each quarter of the last run (MB): "
+                  + " / ".join(f"{q:.0f}" for q in quarters if q is not None))
     failed = any("error" in r for r in results.values())
     return 1 if failed else 0
 

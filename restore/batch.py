@@ -28,6 +28,9 @@ from restore.io.images import ImageError, Picture, atomic_output, read_image, re
 from restore.io.preview import write_comparison, write_mask, write_overlay
 
 DETECTED_DILATE = 2  # detected masks are grown this much by default: damage has soft edges
+PREFETCH_BYTES = 256 << 20  # decoded images waiting for the model, at most (at least one image)
+CHUNK_PIXELS = 16_000_000  # images per model call: up to --batch-size, and about this many pixels
+WRITES_AHEAD = 4  # repaired images waiting to be encoded, at most; then the model waits
 
 
 @dataclass
@@ -128,20 +131,34 @@ def _load(job: Job, dilate: int, need_mask: bool) -> _Loaded:
     return _Loaded(job, picture, mask, time.perf_counter() - start)
 
 
+def _loaded_bytes(item: _Loaded) -> int:
+    return item.picture.pixels.nbytes + (item.mask.nbytes if item.mask is not None else 0)
+
+
 def _prefetch(jobs: list[Job], load: Callable[[Job], _Loaded], prefetch: int,
               pool: ThreadPoolExecutor) -> Iterator[tuple[Job, Future]]:
-    """Yield (job, future) in order while up to ``prefetch`` decodes run ahead."""
+    """Yield (job, future) in order while decodes run ahead: up to ``prefetch`` of them, and no
+    more than ``PREFETCH_BYTES`` of decoded pixels at the size of the largest image seen (at
+    least one). Why: eight 100-megapixel 16-bit scans decoded ahead are 5 GB; eight JPEGs, 30 MB."""
     pending: list[tuple[Job, Future]] = []
     it = iter(jobs)
-    for job in it:
-        pending.append((job, pool.submit(load, job)))
-        if len(pending) >= prefetch:
-            break
+    largest = 0
+
+    def fill() -> None:
+        room = min(prefetch, max(1, PREFETCH_BYTES // largest)) if largest else min(prefetch, 2)
+        while len(pending) < room:
+            job = next(it, None)
+            if job is None:
+                return
+            pending.append((job, pool.submit(load, job)))
+
+    fill()
     while pending:
-        yield pending.pop(0)
-        nxt = next(it, None)
-        if nxt is not None:
-            pending.append((nxt, pool.submit(load, nxt)))
+        job, future = pending.pop(0)
+        yield job, future
+        if future.done() and future.exception() is None:
+            largest = max(largest, _loaded_bytes(future.result()))
+        fill()
 
 
 def _copy_unchanged(item: _Loaded) -> None:
@@ -239,8 +256,9 @@ def _run(jobs: list[Job], overwrite: bool, report: Callable[[FileResult], None],
                 chunk.append(future.result())
             except (ImageError, OSError, ValueError, MemoryError) as exc:
                 fail(job, exc)
-            if len(chunk) >= batch_size:
-                flush()
+            if len(chunk) >= batch_size or sum(c.picture.pixels.shape[0] * c.picture.pixels.shape[1]
+                                               for c in chunk) >= CHUNK_PIXELS:
+                flush()  # a 24 MP scan goes alone: its windows batch well, and memory stays flat
         flush()
         _drain(writes, record, fail, block=True)
     summary.seconds = time.perf_counter() - started
@@ -349,9 +367,10 @@ def model_names(inpainter: Inpainter, detector: Detector | None) -> tuple[str, s
 
 
 def _drain(writes: list[tuple[Job, Future]], record: Callable[[FileResult], None],
-           fail: Callable[[Job, BaseException], None], block: bool) -> None:
-    """Report finished writes in submission order; with ``block``, wait for all of them."""
-    while writes and (block or writes[0][1].done()):
+           fail: Callable[[Job, BaseException], None], block: bool, keep: int = WRITES_AHEAD) -> None:
+    """Report finished writes in submission order; wait for the oldest while more than ``keep``
+    are queued (each holds a repaired image); with ``block``, wait for all of them."""
+    while writes and (block or writes[0][1].done() or len(writes) > keep):
         job, future = writes.pop(0)
         try:
             record(future.result())
