@@ -8,7 +8,8 @@ is a fresh child process (this script with ``--worker``) so its peak memory is i
 - ``restore``: ``restore_videos`` (the whole ``restore video`` job: decode, propagate, model,
   encode, audio copy, atomic write) with the masks given;
 - ``auto``: the same job with no masks, as ``restore video clip.mp4`` runs: the shipped damage
-  detector (every ``--detect-every`` frames) plus the temporal cues (burnt-in overlay, specks);
+  detector (every ``--detect-every`` frames) plus the temporal cues (``--cues``: burnt-in
+  overlay, specks, upright film scratches);
   the masks it used are saved (lossless) and scored: overlay recall, damage recall, and the share
   of undamaged pixels flagged;
 - ``telea``: the same stream through ``cv2.inpaint`` (Telea, radius 3) frame by frame, decoded
@@ -175,6 +176,8 @@ def run_worker(method: str, args: argparse.Namespace) -> dict[str, Any]:
         repair = RepairOptions(batch_size=args.batch_size)
         if args.detect_every:
             repair.detect_every = args.detect_every
+        if args.cues is not None:
+            repair.cues = tuple(c for c in args.cues.split(",") if c and c != "none")
         detector = None
         if method == "auto":
             from restore.detect.detector import Detector
@@ -223,6 +226,8 @@ def spawn(method: str, folder: Path, args: argparse.Namespace) -> dict[str, Any]
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", method, "--folder", str(folder),
            "--device", args.device, "--batch-size", str(args.batch_size), "--crf", str(args.crf),
            "--detect-every", str(args.detect_every or 0)]
+    if args.cues is not None:
+        cmd += ["--cues", args.cues]
     if args.model:
         cmd += ["--model", args.model]
     if args.detector:
@@ -339,6 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--underwater", action="store_true", help="dark, blue-green, low-contrast footage")
     parser.add_argument("--size", default=f"{SIZE[0]}x{SIZE[1]}", help="WxH the source is scaled to")
     parser.add_argument("--detector", default=None, help="auto: detector weights [default: the shipped]")
+    parser.add_argument("--cues", default=None,
+                        help="auto: the temporal cues, comma-separated, or none [default: restore's]")
     parser.add_argument("--detect-every", type=int, default=None,
                         help="auto: run the detector on every k-th frame [default: the job's]")
     parser.add_argument("--json", type=Path, default=None)

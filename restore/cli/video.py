@@ -109,8 +109,10 @@ def _fps(value: str | None) -> Fraction | None:
               help="Frame rate for frame sequences written as video [default: 24].")
 @click.option("--radius", type=click.IntRange(0, 8), default=2, show_default=True,
               help="Neighbouring frames on each side that hidden pixels are copied from.")
-@click.option("--cues", default="overlay,specks", show_default=True,
-              help="Temporal cues added to the detector's masks: overlay, specks, both, or none.")
+@click.option("--cues", default="overlay,specks,scratches", show_default=True,
+              help="Temporal cues added to the detector's masks, comma-separated: overlay (burnt-in "
+                   "text and logos), specks (dust in one frame), scratches (upright film scratches "
+                   "the scene moves under); or all, or none.")
 @click.option("--per-frame", is_flag=True,
               help="Repair each frame on its own (no propagation; flickers). For comparison.")
 @run_options(report_fields="path, status, error, frames, damaged %, warnings, ...")
@@ -139,10 +141,10 @@ def video_command(sources: tuple[str, ...], output: Path | None, mask: Path | No
     chosen = tuple(c.strip() for c in cues.split(",") if c.strip())
     if chosen in {("none",), ()}:
         chosen = ()
-    elif chosen == ("both",):
+    elif chosen == ("all",):
         chosen = CUES
     elif any(c not in CUES for c in chosen):
-        fail_usage(f"--cues takes overlay, specks, both or none, got {cues!r}")
+        fail_usage(f"--cues takes any of {', '.join(CUES)}, or all, or none; got {cues!r}")
     options = VideoOptions(
         output=output, to=to, mask=mask, masks=masks, save_masks=save_masks, codec=codec, crf=crf,
         fps=_fps(fps_text), overwrite=overwrite, shard=shard, report=report,

@@ -53,11 +53,13 @@ from restore.video.reader import (
     probe_video,
     read_sequence,
 )
+from restore.video.scratches import film_scratches, line_ridges
 from restore.video.writer import DEFAULT_CRF, FramesWriter, VideoWriter, atomic_folder, output_pix_fmt
 
 OVERLAY_WARMUP = 150  # frames read ahead once to find burnt-in overlays before the first is written
 DETECT_EVERY = 4  # the detector costs ~2 s per 720p frame on 2 cores; in between, only near its finds
 SPECK_THRESHOLD, SPECK_ONE_SIDED = 30.0, 45.0  # grey levels a speck differs from its neighbours by
+SPECK_EDGE, SPECK_AT_EDGE = 8, 60.0  # px off the frame still judged there, and how strictly
 DETECT_MARGIN = 16  # pixels around the last full look's finds where frames in between are looked at
 SMALL_LEFTOVER = 64  # pixels: leftovers up to this size (or thin ones) are filled by Telea, not the generator
 SEQUENCE_FPS = Fraction(24)  # frame sequences have no rate of their own; film runs at 24
@@ -115,6 +117,8 @@ class _Stream:
         auto = masks is None and options.temporal
         self.use_overlay = auto and "overlay" in options.cues
         self.use_specks = auto and "specks" in options.cues
+        self.use_scratches = auto and "scratches" in options.cues
+        self.ridges: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # line_ridges per frame, for scratches
         self.window: dict[int, FrameSlot] = {}
         self.prop: Propagator | None = None
         self.overlay: OverlayFinder | None = None
@@ -128,7 +132,8 @@ class _Stream:
         warmup_frames = iter(warmup) if warmup is not None else None
         start = 0
         while True:
-            last_needed = start + self.batch - 1 + self.radius + (2 if self.use_specks else 0)
+            ahead = 2 if self.use_specks or self.use_scratches else 0
+            last_needed = start + self.batch - 1 + self.radius + ahead
             while not self.ended and self.read <= last_needed:
                 self._read_batch(frames, warmup_frames)
                 warmup_frames = None
@@ -143,6 +148,7 @@ class _Stream:
             keep_from = start - max(self.radius, 1)
             for index in [i for i in self.window if i < keep_from]:
                 del self.window[index]
+                self.ridges.pop(index, None)
             if self.prop is not None:
                 self.prop.forget(keep_from)
 
@@ -243,7 +249,19 @@ class _Stream:
                 # Two frames away: a scratch that wandered less than its width in one frame has
                 # usually moved off itself by then.
                 slot.hole = slot.hole | self._specks(slot, far[0], far[1], overlay)
+        if self.use_scratches:
+            slot.hole = slot.hole | self._scratches(slot)
         slot.set_final()
+
+    def _scratches(self, slot: FrameSlot) -> np.ndarray:
+        """Upright film scratches the scene moves under (``scratches.py``), grown like specks."""
+        assert self.prop is not None
+        neighbours = [self.window[i] for i in (slot.index - 1, slot.index + 1, slot.index - 2, slot.index + 2)
+                      if i in self.window]
+        for frame in [slot, *neighbours]:
+            if frame.index not in self.ridges:
+                self.ridges[frame.index] = line_ridges(to_grey(frame.pixels))
+        return grow(film_scratches(self.prop, slot, neighbours, self.ridges), 1)
 
     def _specks(self, slot: FrameSlot, before: FrameSlot, after: FrameSlot,
                 overlay: np.ndarray | None) -> np.ndarray:
@@ -253,7 +271,7 @@ class _Stream:
             return np.zeros(slot.hole.shape, bool)
         h, w = slot.hole.shape
         gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        warped, valid = [], np.ones((h, w), bool)
+        warped, valid, near = [], np.ones((h, w), bool), np.ones((h, w), bool)
         for other in (before, after):
             flow = prop.full_flow(slot, other)
             mx, my = gx + flow[..., 0], gy + flow[..., 1]
@@ -262,12 +280,23 @@ class _Stream:
             # No forward-backward check: it fails on the damage itself (a third of the specks and
             # scratches on fast footage); the two neighbours agreeing is the motion check that counts.
             valid &= (mx >= 0) & (my >= 0) & (mx <= w - 1) & (my <= h - 1)
+            m = SPECK_EDGE  # a little off the frame, the nearest edge pixel stands in
+            near &= (mx >= -m) & (my >= -m) & (mx <= w - 1 + m) & (my <= h - 1 + m)
         one_sided = (before.index - slot.index) * (after.index - slot.index) > 0
         # Both neighbours on one side share their flow's mistakes, so they agree more easily: stricter.
         if one_sided and overlay is not None and overlay.any():  # the scene's flow bends at its edge
             valid &= ~grow(overlay, 8)
-        found = single_frame_defects(to_grey(slot.pixels), warped[0], warped[1], valid,
+        grey = to_grey(slot.pixels)
+        found = single_frame_defects(grey, warped[0], warped[1], valid,
                                      threshold=SPECK_ONE_SIDED if one_sided else SPECK_THRESHOLD)
+        # Along the border, where the motion takes a pixel just off the neighbours' frames: with a
+        # moving camera every speck there was missed; what enters the frame is new picture,
+        # unlike the edge pixel that stands in for it, so only strong specks count.
+        # Not with both neighbours on one side (the clip's first and last frames), which agree
+        # with each other more easily.
+        edge = near & ~valid
+        if not one_sided and edge.any():
+            found |= single_frame_defects(grey, warped[0], warped[1], edge, threshold=SPECK_AT_EDGE)
         return grow(found, 2)
 
     # -- repair ---------------------------------------------------------------------------

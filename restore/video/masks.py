@@ -24,7 +24,7 @@ import numpy as np
 from restore.io.images import ImageError, read_mask
 from restore.video.reader import FrameReader, VideoError, list_frames, probe_video
 
-CUES = ("overlay", "specks")
+CUES = ("overlay", "specks", "scratches")
 
 
 def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
