@@ -27,6 +27,7 @@ from restore.detect.model import (
 from restore.detect.synth import DAMAGE_TYPES, open_background, paint_damage, power_lines
 from restore.detect.train import (
     DetectTrainConfig,
+    calibrate_coarse_thresholds,
     calibrate_thresholds,
     crop_around,
     make_damage_batch,
@@ -412,6 +413,29 @@ def test_calibration_sees_the_photos_as_the_detector_will_average_them(photo):
     for views in (1, 2, 3, 4):  # each number of views has the threshold its own averages call for
         expected = float(np.quantile(np.mean(passes[:views], 0), 0.95))
         assert 0.5 < expected < 0.99 and thresholds[views] == pytest.approx(expected, abs=1e-5)
+
+
+def test_the_coarse_scan_has_its_own_threshold_when_the_weights_file_has_one(tmp_path, photo):
+    """Calibrated on the photos shrunk as the coarse scan shrinks them, and used by the Detector;
+    a file without one keeps the old rule (the full-resolution threshold, 20x stricter in odds)."""
+    torch.manual_seed(0)
+    model = DamageNet(DetectorConfig(widths=(8, 8, 8))).eval()
+    with torch.no_grad():
+        model.refine[-1].bias += 0.5
+    coarse = calibrate_coarse_thresholds(model, [photo], torch.device("cpu"), side=64, target=0.05)
+    h, w = photo.shape[:2]
+    scale = 64 / min(h, w)
+    small = cv2.resize(photo, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    with torch.no_grad():
+        expected = float(np.quantile(whole_photo_probabilities(model, small, torch.device("cpu")), 0.95))
+    assert sorted(coarse) == [1, 2, 3, 4] and coarse[1] == pytest.approx(expected, abs=1e-5)
+    assert calibrate_coarse_thresholds(model, [photo[:60, :60]], torch.device("cpu")) == {}  # too small
+    path = tmp_path / "d.pt"
+    export_detector(model, path, meta={"threshold": 0.9, "views": 1, "coarse_thresholds": {"1": 0.7}})
+    assert Detector(path, device="cpu").coarse_threshold == pytest.approx(0.7)
+    assert Detector(path, device="cpu", sensitivity=0.6).coarse_threshold < 0.7
+    export_detector(model, path, meta={"threshold": 0.9, "views": 1})
+    assert Detector(path, device="cpu").coarse_threshold == pytest.approx(sensitivity_threshold(0.0, 0.9))
 
 
 def test_labels_only_with_the_detect_task(tmp_path):

@@ -46,6 +46,7 @@ def sensitivity_threshold(sensitivity: float, base: float = 0.5) -> float:
 
 
 COARSE_AT_MOST = 0.75  # the coarse scan runs only where it shrinks the photo at least this much
+COARSE_SIDE = 256  # px on the short side the coarse scan shrinks photos to
 
 
 def core_tiles(height: int, width: int, core: int) -> list[Box]:
@@ -59,7 +60,7 @@ class Detector:
 
     def __init__(self, model: str | Path | None = None, device: str = "auto", precision: str = "auto",
                  sensitivity: float = 0.5, tile: int = 1024, margin: int = 32, batch_size: int = 4,
-                 coarse_side: int | None = 256, views: int | None = None) -> None:
+                 coarse_side: int | None = COARSE_SIDE, views: int | None = None) -> None:
         self.device = pick_device(device)
         if precision == "auto":
             precision = "fp16" if self.device.type in {"cuda", "mps"} else (
@@ -75,10 +76,13 @@ class Detector:
             raise ValueError(f"views must be 1 to {len(VIEWS)}, not {self.views}")
         base = getattr(self.model, "thresholds", {}).get(self.views, getattr(self.model, "threshold", 0.5))
         self.threshold = sensitivity_threshold(sensitivity, base)
-        # The coarse look must be 20x as sure in odds: at a threshold of 0.99 it adds what it
-        # scores above 0.9995, which flagged no more pixels of clean training photos
+        # The coarse look: its own threshold where the weights file has one (calibrated on clean
+        # training photos shrunk as the coarse scan shrinks them); else 20x as sure in odds as the
+        # full-resolution look, which flagged no more pixels of clean training photos
         # (docs/experiments.md, 'coarse second scan').
-        self.coarse_threshold = sensitivity_threshold(sensitivity - 0.5, base)
+        coarse = getattr(self.model, "coarse_thresholds", {}).get(self.views)
+        self.coarse_threshold = (sensitivity_threshold(sensitivity, coarse) if coarse is not None
+                                 else sensitivity_threshold(sensitivity - 0.5, base))
         self.coarse_side = coarse_side
         self.tile, self.margin = tile, margin
         self.batch_size = max(1, batch_size)

@@ -30,6 +30,7 @@ import torch
 from torch.nn import functional as F
 
 from restore.detect import synth
+from restore.detect.detector import COARSE_AT_MOST, COARSE_SIDE
 from restore.detect.model import VIEWS, DamageNet, DetectorConfig, average_views, grow, turn
 from restore.detect.synth import paint_damage, vary_content
 from restore.detect.weights import export_detector, load_detector
@@ -179,6 +180,7 @@ def detection_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 CLEAN_FLAG_TARGET = 0.0005  # at sensitivity 0.5, flag at most this fraction of clean photos' pixels
+COARSE_FLAG_TARGET = 0.0001  # what the coarse look may add on clean photos, at most
 
 
 def whole_photo_probabilities(model: DamageNet, photo: np.ndarray, device: torch.device,
@@ -215,6 +217,39 @@ def calibrate_thresholds(model: DamageNet, photos: list[np.ndarray], device: tor
             probs[views].append(np.mean(passes[:views], 0).ravel())
     model.train(was_training)
     return {views: max(0.5, min(0.99, float(np.quantile(np.concatenate(p), 1 - target))))
+            for views, p in probs.items()}
+
+
+@torch.no_grad()
+def calibrate_coarse_thresholds(model: DamageNet, photos: list[np.ndarray], device: torch.device,
+                                count: int = 40, side: int = COARSE_SIDE,
+                                target: float = COARSE_FLAG_TARGET) -> dict[int, float]:
+    """For each number of views, the threshold at which the coarse scan (the photo shrunk to
+    ``side`` px on its short side, as ``Detector`` does it) flags at most ``target`` of clean
+    photos' pixels. Between 0.5 and 0.9995.
+
+    Why its own: the coarse look's threshold used to be the full-resolution one made 20x stricter
+    in odds; a detector whose full-resolution threshold is calibrated near the 0.99 cap then
+    looks coarsely at 0.9995 and drops large damage (tears, holes, stains) that it does see.
+    """
+    was_training = model.training
+    model.eval()
+    picks = photos[:: max(1, len(photos) // count)][:count]
+    probs: dict[int, list[np.ndarray]] = {views: [] for views in range(1, len(VIEWS) + 1)}
+    for photo in picks:
+        h, w = photo.shape[:2]
+        scale = side / min(h, w)
+        if scale > COARSE_AT_MOST:
+            continue  # the detector skips the coarse look on photos this small
+        small = cv2.resize(photo, (max(1, round(w * scale)), max(1, round(h * scale))),
+                           interpolation=cv2.INTER_AREA)
+        passes = [whole_photo_probabilities(model, small, device, view=view) for view in range(len(VIEWS))]
+        for views in probs:
+            probs[views].append(np.mean(passes[:views], 0).ravel())
+    model.train(was_training)
+    if not probs[1]:
+        return {}
+    return {views: max(0.5, min(0.9995, float(np.quantile(np.concatenate(p), 1 - target))))
             for views, p in probs.items()}
 
 
@@ -346,10 +381,12 @@ def _train_detector(cfg: DetectTrainConfig, on_log: Callable[[dict], None] | Non
                      "optimizer": opt.state_dict(), "step": step, "seconds": seconds,
                      "train_config": json.dumps(asdict(cfg), default=str)}, ckpt_path)
         thresholds = calibrate_thresholds(ema, photos, device)
+        coarse = calibrate_coarse_thresholds(ema, photos, device)
         export_detector(ema, cfg.out, meta={"step": step, "train_seconds": round(seconds), "crop": cfg.crop,
                                               "data": str(cfg.data), "views": cfg.views,
                                               "threshold": thresholds[cfg.views],
-                                              "thresholds": {str(k): v for k, v in thresholds.items()}})
+                                              "thresholds": {str(k): v for k, v in thresholds.items()},
+                                              "coarse_thresholds": {str(k): v for k, v in coarse.items()}})
         mine()
 
     autocast = training_autocast(device)

@@ -42,6 +42,8 @@ def load_detector(path: str | os.PathLike | None = None, device: str | torch.dev
     # and the thresholds calibrated for each number of views (older files have none).
     model.views = int(meta.get("views", 1))
     model.thresholds = {int(k): float(v) for k, v in meta.get("thresholds", {}).items()}
+    # The coarse scan's own, per number of views (older files have none: see Detector).
+    model.coarse_thresholds = {int(k): float(v) for k, v in meta.get("coarse_thresholds", {}).items()}
     return model.eval().to(device)
 
 
