@@ -25,12 +25,14 @@ from restore.detect.detector import Detector
 from restore.inpaint.engine import Inpainter
 from restore.io.discover import Job, plan_jobs
 from restore.io.images import ImageError, Picture, atomic_output, read_image, read_mask, write_image
+from restore.io.memory import return_freed_memory
 from restore.io.preview import write_comparison, write_mask, write_overlay
 
 DETECTED_DILATE = 2  # detected masks are grown this much by default: damage has soft edges
 PREFETCH_BYTES = 256 << 20  # decoded images waiting for the model, at most (at least one image)
 CHUNK_PIXELS = 16_000_000  # images per model call: up to --batch-size, and about this many pixels
 WRITES_AHEAD = 4  # repaired images waiting to be encoded, at most; then the model waits
+LARGE_IMAGE_BYTES = 48 << 20  # decoded size (about 16 MP in RGB) from which freed buffers go back at once
 
 
 @dataclass
@@ -135,6 +137,15 @@ def _loaded_bytes(item: _Loaded) -> int:
     return item.picture.pixels.nbytes + (item.mask.nbytes if item.mask is not None else 0)
 
 
+def _load_noting_size(load: Callable[[Job], _Loaded], job: Job) -> _Loaded:
+    """``load``; a large image (a scan) first makes freed buffers go back to the system at once,
+    before the model allocates anything for it (``restore/io/memory.py``)."""
+    item = load(job)
+    if _loaded_bytes(item) >= LARGE_IMAGE_BYTES:
+        return_freed_memory()
+    return item
+
+
 def _prefetch(jobs: list[Job], load: Callable[[Job], _Loaded], prefetch: int,
               pool: ThreadPoolExecutor) -> Iterator[tuple[Job, Future]]:
     """Yield (job, future) in order while decodes run ahead: up to ``prefetch`` of them, and no
@@ -150,7 +161,7 @@ def _prefetch(jobs: list[Job], load: Callable[[Job], _Loaded], prefetch: int,
             job = next(it, None)
             if job is None:
                 return
-            pending.append((job, pool.submit(load, job)))
+            pending.append((job, pool.submit(_load_noting_size, load, job)))
 
     fill()
     while pending:

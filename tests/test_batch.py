@@ -58,3 +58,16 @@ def test_large_images_go_to_the_model_one_at_a_time_small_ones_in_batches(monkey
         batch._run(_jobs(6), True, lambda r: None, 4, 8, _loader(side, []), compute, write, ("m", "cpu"),
                    None, batch.Summary())
         assert calls == expected
+
+
+def test_freed_buffers_go_back_at_once_only_when_images_are_large(monkeypatch):
+    """A fixed mmap threshold keeps a folder of scans flat but slows small photos down."""
+    calls: list[int] = []
+    monkeypatch.setattr(batch, "return_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(batch, "LARGE_IMAGE_BYTES", 100 * 100 * 3)
+    for side, expected in [(40, False), (100, True)]:
+        calls.clear()
+        with ThreadPoolExecutor(2) as pool:
+            for _, future in batch._prefetch(_jobs(4), _loader(side, []), 8, pool):
+                future.result()
+        assert bool(calls) is expected

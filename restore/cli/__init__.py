@@ -15,9 +15,6 @@ from restore.cli.video import video_command
 @click.version_option(package_name="restore")
 def main() -> None:
     """Repair damaged photos, scans and video with a GAN inpainting model, offline."""
-    from restore.io.memory import return_freed_memory
-
-    return_freed_memory()  # a batch of large scans keeps a flat memory
 
 
 main.add_command(detect_command)
