@@ -38,9 +38,9 @@ from restore.model.prefill import push_pull
 from restore.model.weights import load_generator
 
 SMALL_CALL = 4 * 128 * 128  # pixels per model call per --batch-size for windows under 128²
-CHUNK_PIXELS = 1 << 21
-THIN_CONTEXT = 16
-THIN_CONTEXT_PER_DEPTH = 6
+CHUNK_PIXELS = 1 << 21  # window pixels cut (as float) at a time in the fine pass (24 MB)
+THIN_CONTEXT = 16  # px of context, at least, around thin damage in small tiles (``_tiles``) ...
+THIN_CONTEXT_PER_DEPTH = 6  # ... and this many times the hole's local depth (at most min_context)
 LOCAL_REACH = 4  # px: a hole pixel's tile side comes from the hole's width this close to it
 
 
@@ -277,9 +277,9 @@ class Inpainter:
             return [(whole, self.overlap, None)]
         # Only the region's own holes need tiles; spots inside it are filled in their own windows.
         todo = region.fine_hole if region.own is region.hole else region.fine_hole & region.own
-        full = split_tiles(whole, todo, self.tile, self.overlap)
         if not todo.any():
             return []
+        full = split_tiles(whole, todo, self.tile, self.overlap)
         # Each hole pixel's local depth: the widest point of the hole within a few px of it
         # (worked in place: a region can be a whole scan, and this is its only float copy).
         local = cv2.distanceTransform(todo.view(np.uint8), cv2.DIST_L2, 3)
