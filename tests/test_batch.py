@@ -42,7 +42,7 @@ def test_decoding_runs_ahead_by_count_for_small_images_and_by_bytes_for_large_on
     assert most_ahead == ahead
 
 
-def test_large_images_go_to_the_model_one_at_a_time_small_ones_in_batches(monkeypatch, tmp_path):
+def test_large_images_go_to_the_model_one_at_a_time_small_ones_in_batches(monkeypatch):
     monkeypatch.setattr(batch, "CHUNK_PIXELS", 100 * 100)
     calls: list[int] = []
 
