@@ -95,6 +95,22 @@ def test_a_window_with_no_complete_patch_keeps_the_guide():
     assert np.array_equal(out, guide)
 
 
+def test_one_window_without_coarse_sources_does_not_stop_its_batch():
+    """Same-shape windows share a batch; a window whose coarse levels hold no complete known patch
+    (a dense scribble) plans fewer levels and gets synthesised too, and so do the others."""
+    h, w = 96, 112
+    image = _stripes(h, w)
+    scribble = np.zeros((h, w), bool)
+    scribble[::12] = True  # 11 px gaps: full-resolution patches fit, half-resolution ones do not
+    scribble[:, ::12] = True
+    images, holes = [image, image], [_hole(h, w), scribble]
+    guides = [_smooth_fill(image, hole) for hole in holes]
+    outs = synthesize(images, holes, guides)
+    for out, hole, guide in zip(outs, holes, guides, strict=True):
+        assert np.array_equal(out[~hole], guide[~hole])
+        assert np.abs(out[hole] - image[hole]).mean() < np.abs(guide[hole] - image[hole]).mean()
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_realistic_fill_keeps_known_pixels_bit_identical(tiny_model, photo, dtype):
     inpainter = Inpainter(tiny_model, device="cpu", tile=256, batch_size=4, fill="realistic")

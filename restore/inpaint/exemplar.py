@@ -276,24 +276,20 @@ class _Synth:
         estimate[hb, :, hy, hx] = torch.where(count > 0, total / count.clamp(min=1e-6), old)
         return estimate
 
-    def run(self, image: torch.Tensor, hole: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    def run(self, image: torch.Tensor, hole: torch.Tensor, guide: torch.Tensor, levels: int) -> torch.Tensor:
+        """Synthesise over ``levels`` pyramid levels (``plan_levels``: the same for the whole batch)."""
         s = self.s
         known = ~hole
-        levels = [(image, known, guide)]
-        depth = _depth(hole)
-        while (len(levels) < s.max_levels and depth > s.coarsest
-               and min(levels[-1][0].shape[-2:]) // 2 >= s.min_side):
-            img, kn, gd = levels[-1]
+        pyramid = [(image, known, guide)]
+        while len(pyramid) < levels:
+            img, kn, gd = pyramid[-1]
             w = F.avg_pool2d(kn.float(), 2, ceil_mode=True)
             img = F.avg_pool2d(img * kn, 2, ceil_mode=True) / w.clamp(min=1e-6)
-            levels.append((img, w > 0.999, F.avg_pool2d(gd, 2, ceil_mode=True)))
-            depth /= 2
+            pyramid.append((img, w > 0.999, F.avg_pool2d(gd, 2, ceil_mode=True)))
         ny = nx = None
         prev: _Level | None = None
-        for index in range(len(levels) - 1, -1, -1):
-            lv = _Level(*levels[index], s)
-            if lv.s_count.min() == 0 or len(lv.ty) == 0:
-                return guide  # no complete patch to copy from (or nothing to fill): keep the network's fill
+        for index in range(len(pyramid) - 1, -1, -1):
+            lv = _Level(*pyramid[index], s)
             if prev is None:
                 patches = self._target_patches(lv, lv.flat_image, self._offs(lv))
                 ny, nx = self._exact(lv, patches)
@@ -327,10 +323,25 @@ class _Synth:
         return torch.where(ok, uy, ry), torch.where(ok, ux, rx)
 
 
-def _depth(hole: torch.Tensor) -> float:
-    """Largest distance (pixels) from a hole pixel to a known one, over the batch."""
-    masks = hole.squeeze(1).cpu().numpy().astype(np.uint8)
-    return max(float(cv2.distanceTransform(m, cv2.DIST_L2, 3).max()) for m in masks)
+def plan_levels(hole: np.ndarray, s: ExemplarSettings) -> int:
+    """Pyramid levels for one window: halve until its deepest hole pixel is ``s.coarsest`` from a
+    known one, then back off while the coarsest level has no complete known patch to copy.
+
+    0 when even the full resolution has none: the window keeps the network's fill. Planned per
+    window because one wide hole must not send (or, with no source, stop) a whole batch.
+    """
+    if not hole.any():
+        return 0
+    depth = float(cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3).max())
+    known = torch.from_numpy(~hole)[None, None]
+    masks = [known]
+    while (len(masks) < s.max_levels and depth > s.coarsest
+           and min(masks[-1].shape[-2:]) // 2 >= s.min_side):
+        masks.append(F.avg_pool2d(masks[-1].float(), 2, ceil_mode=True) > 0.999)
+        depth /= 2
+    while masks and not _erode(masks[-1], s.radius).any():
+        masks.pop()
+    return len(masks)
 
 
 def _batch(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
@@ -347,17 +358,19 @@ def synthesize(images: list[np.ndarray], holes: list[np.ndarray], guides: list[n
     """
     settings = settings or ExemplarSettings()
     device = torch.device(device)
-    results: list[np.ndarray | None] = [None] * len(images)
-    by_shape: dict[tuple[int, int], list[int]] = {}
+    results: list[np.ndarray] = [np.asarray(g, dtype=np.float32) for g in guides]
+    groups: dict[tuple[int, int, int], list[int]] = {}
     for i, image in enumerate(images):
-        by_shape.setdefault(image.shape[:2], []).append(i)
-    for indices in by_shape.values():
+        levels = plan_levels(np.asarray(holes[i], dtype=bool), settings)
+        if levels:
+            groups.setdefault((*image.shape[:2], levels), []).append(i)
+    for (_, _, levels), indices in groups.items():
         image = _batch([images[i] for i in indices], device)
         hole = torch.from_numpy(np.stack([holes[i] for i in indices]))[:, None].bool().to(device)
         guide = _batch([guides[i] for i in indices], device)
         with torch.inference_mode():
-            out = _Synth(settings, device).run(image, hole, guide)
+            out = _Synth(settings, device).run(image, hole, guide, levels)
             out = torch.where(hole, out, guide).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
         for j, i in enumerate(indices):
             results[i] = out[j]
-    return results  # type: ignore[return-value]
+    return results
