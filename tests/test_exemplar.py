@@ -146,3 +146,36 @@ def test_images_command_takes_fill(tmp_path, tiny_model, photo):
     assert result.exit_code == 0, result.output
     after = cv2.imread(str(out / "a.png"))
     assert np.array_equal(after[mask == 0], small[mask == 0])
+
+
+def _refiner(path, bias: float) -> None:
+    """A tiny refiner whose correction is a constant ``bias`` (0: it returns the given fill)."""
+    from restore.model.generator import GeneratorConfig, InpaintGenerator, as_refiner
+    from restore.model.weights import export_generator
+
+    torch.manual_seed(0)
+    refiner = as_refiner(InpaintGenerator(GeneratorConfig(base_channels=8, blocks=1)))
+    torch.nn.init.constant_(refiner.head.bias, bias)
+    export_generator(refiner.eval(), path)
+
+
+def test_a_refiner_corrects_the_exemplar_fill_and_nothing_else(tmp_path, tiny_model, photo):
+    image = photo[:200, :240]
+    mask = np.zeros(image.shape[:2], bool)
+    mask[60:110, 80:150] = True
+    plain = Inpainter(tiny_model, device="cpu", precision="fp32", tile=256, fill="realistic", refiner=None)
+    expected = plain.repair([image], [mask])[0]
+    _refiner(tmp_path / "zero.pt", 0.0)
+    _refiner(tmp_path / "shift.pt", 0.5)
+    for name, same in (("zero.pt", True), ("shift.pt", False)):
+        refined = Inpainter(tiny_model, device="cpu", precision="fp32", tile=256, fill="realistic",
+                            refiner=tmp_path / name)
+        (out,) = refined.repair([image], [mask])
+        assert np.array_equal(out[~mask], image[~mask])
+        close = np.abs(out[mask].astype(int) - expected[mask].astype(int)).max() <= 1
+        assert close == same
+
+
+def test_an_inpainting_model_is_refused_as_refiner(tiny_model):
+    with pytest.raises(ValueError, match="not a refiner"):
+        Inpainter(tiny_model, device="cpu", fill="realistic", refiner=tiny_model)

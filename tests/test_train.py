@@ -115,13 +115,14 @@ def test_resume_from_a_weights_only_checkpoint_keeps_the_weights_and_restarts_ad
 
 def test_calibrated_copy_measures_its_own_batchnorm_statistics():
     from restore.model.generator import InpaintGenerator
-    from restore.train.data import load_photos
+    from restore.train.data import load_photos, photo_draw
     from restore.train.loop import calibrated_copy
 
     model = InpaintGenerator(GeneratorConfig(base_channels=8, blocks=1)).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     photos = load_photos(EXAMPLES / "originals", max_side=128)
-    calibrated = calibrated_copy(model, photos, 64, torch.device("cpu"), step=0, batches=2, batch_size=2)
+    calibrated = calibrated_copy(model, photo_draw(photos, 64), torch.device("cpu"), step=0, batches=2,
+                                 batch_size=2)
     assert not calibrated.training
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # original untouched
     mean_before = model.encoder[0][1].running_mean
@@ -335,3 +336,38 @@ def test_d_warmup_option_reaches_the_loop_is_off_by_default_and_only_for_inpaint
     detect = [*args, "--task", "detect", "--d-warmup", "5", "--out", str(tmp_path / "d.pt")]
     result = CliRunner().invoke(main, detect)
     assert result.exit_code == 2 and "--d-warmup" in result.output
+
+
+def test_refiner_trains_on_a_cache_of_exemplar_fills(tmp_path):
+    """--exemplar-cache: the cache is built from photos with a guide network, then a refiner
+    fine-tuned from that network trains on it, resumes, and exports a model marked as a refiner."""
+    from restore.model.generator import InpaintGenerator
+    from restore.model.weights import export_generator
+    from restore.train.data import load_photos
+    from restore.train.exemplar_cache import CHUNK, build_cache, load_cache
+
+    torch.manual_seed(0)
+    guide = InpaintGenerator(GeneratorConfig(base_channels=8, blocks=1)).eval()
+    export_generator(guide, tmp_path / "guide.pt")
+    photos = load_photos(EXAMPLES / "originals", max_side=128)
+    count = CHUNK + 3  # two chunks, the second short
+    made = sum(build_cache(guide, photos, tmp_path / "cache", count, size=64, shard=s, shards=2)
+               for s in (0, 1))
+    assert made == count and build_cache(guide, photos, tmp_path / "cache", count, size=64) == 0  # resumes
+    cache = load_cache(tmp_path / "cache")
+    assert cache["crops"].shape == (count, 64, 64, 3) and cache["fills"].shape == (count, 64, 64, 3)
+    known = cache["masks"] == 0
+    assert np.array_equal(cache["fills"][known], cache["crops"][known])
+    assert not np.array_equal(cache["fills"][~known], cache["crops"][~known])
+
+    cfg = TrainConfig(data=EXAMPLES / "originals", out=tmp_path / "refine.pt", work_dir=tmp_path / "work",
+                      init=tmp_path / "guide.pt", exemplar_cache=tmp_path / "cache", steps=2, batch_size=2,
+                      crop=64, sample_every=2, log_every=1)
+    assert train(cfg)["step"] == 2
+    cfg.steps, cfg.resume = 3, True
+    assert train(cfg)["step"] == 3
+    refiner = load_generator(tmp_path / "refine.pt")
+    assert refiner.config.refine and not guide.config.refine
+    with pytest.raises(ValueError, match="pass guess"):
+        refiner(torch.zeros(1, 3, 64, 64), torch.ones(1, 1, 64, 64))
+    assert (tmp_path / "work" / "samples" / "step0000002.png").exists()

@@ -39,7 +39,7 @@ def run_options(outputs: str = "outputs", report_fields: str = "path, status, er
 
 
 def device_options(func: Callable) -> Callable:
-    """--model, --device, --precision, --batch-size, --tile, --grain, --fill."""
+    """--model, --device, --precision, --batch-size, --tile, --grain, --fill, --refiner."""
     from restore.inpaint.grain import GRAIN_STRENGTH
 
     options = [
@@ -61,6 +61,9 @@ def device_options(func: Callable) -> Callable:
                      help="smooth: the network's fill (best PSNR/SSIM). realistic: the photo's own patches "
                           "supply the texture of larger holes, the network's fill guides where they go "
                           "(looks less smeared; slower)."),
+        click.option("--refiner", default="default", show_default=True, metavar="PATH",
+                     help="With --fill realistic: a network that corrects the patch fill (seams, colour); "
+                          "'default' is the shipped one where there is one, 'none' none."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -100,7 +103,7 @@ def make_detector(model: str | None, device: str, sensitivity: float, batch_size
 
 
 def make_inpainter(model: str | None, device: str, precision: str, batch_size: int, tile: int,
-                   grain: float, fill: str = "smooth"):
+                   grain: float, fill: str = "smooth", refiner: str | None = "default"):
     """Load the model once, turning a bad --model or --device into a usage error (exit 2)."""
     from restore.inpaint.engine import Inpainter
     from restore.model.weights import WeightsError
@@ -109,6 +112,6 @@ def make_inpainter(model: str | None, device: str, precision: str, batch_size: i
         fail_usage("--tile must be a multiple of 64")
     try:
         return Inpainter(model, device=device, precision=precision, batch_size=batch_size, tile=tile,
-                         grain=grain, fill=fill)
+                         grain=grain, fill=fill, refiner=refiner)
     except (WeightsError, ValueError) as exc:
         fail_usage(str(exc))

@@ -109,6 +109,10 @@ metrics, in the same format as a one-device run, so either resumes the other."""
 @click.option("--workers", type=click.IntRange(0, 64), default=None,
               help="Processes that make training batches ahead of the model [default: 0 on CPU, "
                    "where the model needs every core; on a GPU one per spare core, at most 8].")
+@click.option("--exemplar-cache", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Train the refiner of --fill realistic instead: a generator that corrects the "
+                   "exemplar stage's fills, cached in this folder by benchmarks/exemplar_cache.py "
+                   "(from DATA's photos). Start it from the shipped model: --init default.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 def train_command(data: Path, task: str, labels: Path | None, out: Path, work_dir: Path | None,
@@ -120,7 +124,8 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   prefill: bool | None, padding: str | None, perceptual_weight: float, adv_weight: float,
                   fm_weight: float, r1_weight: float,
                   hole_lowpass: int, hole_pixel_weight: float, hole_border: float, fake_patches: str,
-                  transpose: float, workers: int | None, seed: int, quiet: bool) -> None:
+                  transpose: float, workers: int | None, exemplar_cache: Path | None, seed: int,
+                  quiet: bool) -> None:
     """Train the inpainting GAN (or, with --task detect, the damage detector) on DATA, a folder of photos.
 
     Inpainting: DATA holds clean photos; masks are synthesised. Detection: synthetic damage is
@@ -153,6 +158,8 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         raise click.BadParameter("only for the inpainting GAN", param_hint="--d-warmup")
     if labels is not None and task != "detect":
         raise click.BadParameter("only with --task detect", param_hint="--labels")
+    if exemplar_cache is not None and task != "inpaint":
+        raise click.BadParameter("only for the inpainting GAN", param_hint="--exemplar-cache")
     if axis_share and task != "detect":
         raise click.BadParameter("only with --task detect", param_hint="--axis-share")
     if task == "detect":
@@ -171,6 +178,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         perceptual_weight=perceptual_weight, adv_weight=adv_weight, fm_weight=fm_weight, r1_weight=r1_weight,
         hole_lowpass=hole_lowpass, hole_pixel_weight=hole_pixel_weight, fake_patches=fake_patches,
         hole_border=hole_border, transpose=transpose, workers=workers, d_warmup_steps=d_warmup,
+        exemplar_cache=exemplar_cache,
         **({"lr_g": lr, "lr_d": lr * LR_D_RATIO} if lr else {}),
     )
     distributed.init(dev)  # no-op without torchrun

@@ -35,7 +35,7 @@ from restore.inpaint.exemplar import FILLS, synthesize
 from restore.inpaint.grain import GRAIN_STRENGTH, grain_core, grain_tiles
 from restore.inpaint.windows import Box, deep_hole, feather, plan_regions, plan_spots, split_tiles
 from restore.model.prefill import push_pull
-from restore.model.weights import load_generator
+from restore.model.weights import default_refiner_path, load_generator
 
 SMALL_CALL = 4 * 128 * 128  # pixels per model call per --batch-size for windows under 128²
 CHUNK_PIXELS = 1 << 21  # window pixels cut (as float) at a time in the fine pass (24 MB)
@@ -144,7 +144,8 @@ class Inpainter:
     def __init__(self, model: str | Path | None = None, device: str = "auto",
                  precision: str = "auto", tile: int = 512, overlap: int = 64,
                  batch_size: int = 4, min_context: int = 48, border_pad: int = 16,
-                 grain: float = GRAIN_STRENGTH, fill: str = "smooth") -> None:
+                 grain: float = GRAIN_STRENGTH, fill: str = "smooth",
+                 refiner: str | Path | None = "default") -> None:
         self.device = pick_device(device)
         self.dtype = _precision(self.device, precision)
         # channels-last: oneDNN's fast convolution layout on CPU (1.85x at 512² here), fine on GPU.
@@ -160,7 +161,21 @@ class Inpainter:
         if fill not in FILLS:
             raise ValueError(f"unknown fill {fill!r}: use {' or '.join(FILLS)}")
         self.fill_style = fill  # "realistic": the exemplar stage redoes the texture (exemplar.py)
+        # With "realistic", a refiner (a generator trained on exemplar fills) corrects them:
+        # "default" is the shipped one if there is one, None or "none" none.
+        self.refiner = self._load_refiner(refiner) if fill == "realistic" else None
         self.model_name = str(model) if model else "default"
+
+    def _load_refiner(self, refiner: str | Path | None) -> torch.nn.Module | None:
+        if refiner is None or refiner == "none":
+            return None
+        path = default_refiner_path() if refiner == "default" else Path(refiner)
+        if refiner == "default" and not path.exists():
+            return None
+        model = load_generator(path, self.device).to(memory_format=torch.channels_last)
+        if not model.config.refine:
+            raise ValueError(f"{path} is an inpainting model, not a refiner (restore train --exemplar-cache)")
+        return model.half() if self.dtype == torch.float16 else model
 
     # -- model calls ---------------------------------------------------------------
 
@@ -176,8 +191,11 @@ class Inpainter:
         return [_unmirror(out, p) for out, p in zip(self._run(mirrored, mirrored_holes), pads, strict=True)]
 
     @torch.inference_mode()
-    def _run(self, crops: list[np.ndarray], holes: list[np.ndarray]) -> list[np.ndarray]:
-        """Run the generator on float RGB crops; crops of equal shape share a batch."""
+    def _run(self, crops: list[np.ndarray], holes: list[np.ndarray], guesses: list[np.ndarray] | None = None
+             ) -> list[np.ndarray]:
+        """Run the generator on float RGB crops; crops of equal shape share a batch. With
+        ``guesses`` (float RGB fills of the crops) the refiner runs instead, correcting them."""
+        model = self.model if guesses is None else self.refiner
         results: list[np.ndarray | None] = [None] * len(crops)
         by_shape: dict[tuple[int, int], list[int]] = {}
         for i, crop in enumerate(crops):
@@ -190,19 +208,24 @@ class Inpainter:
                 chunk = indices[start : start + per_call]
                 img = torch.from_numpy(np.stack([crops[i] for i in chunk])).permute(0, 3, 1, 2)
                 msk = torch.from_numpy(np.stack([holes[i] for i in chunk])[:, None].astype(np.float32))
+                given = ([] if guesses is None else
+                         [torch.from_numpy(np.stack([guesses[i] for i in chunk])).permute(0, 3, 1, 2)])
                 if ph or pw:
                     # Mirror the mask with the image: mirrored hole pixels must stay holes, not known
                     # context. A crop too small to mirror that far (a few pixels wide) is extended.
                     mode = "reflect" if ph < h and pw < w else "replicate"
                     img = torch.nn.functional.pad(img, (0, pw, 0, ph), mode=mode)
                     msk = torch.nn.functional.pad(msk, (0, pw, 0, ph), mode=mode)
+                    given = [torch.nn.functional.pad(g, (0, pw, 0, ph), mode=mode) for g in given]
                 # fp16 runs a half model; bf16 runs under autocast (convs in bf16, the rest fp32).
                 io_dtype = torch.float16 if self.dtype == torch.float16 else torch.float32
                 img = (img * 2 - 1).to(self.device, io_dtype).contiguous(memory_format=torch.channels_last)
                 msk = msk.to(self.device, io_dtype).contiguous(memory_format=torch.channels_last)
+                given = [(g * 2 - 1).to(self.device, io_dtype).contiguous(memory_format=torch.channels_last)
+                         for g in given]
                 with torch.autocast(self.device.type, dtype=torch.bfloat16,
                                     enabled=self.dtype == torch.bfloat16):
-                    out = self.model(img, msk)
+                    out = model(img, msk, *given)
                 if not torch.isfinite(out).all():
                     # Seen only on crops a few pixels wide, now and then (bf16 kernels): where the
                     # network gives no number, the hole keeps the smooth first guess.
@@ -373,6 +396,8 @@ class Inpainter:
         todo = [r for r in regions if not r.spot]
         fills = synthesize([to_colour(r.pixels) for r in todo], [r.hole for r in todo],
                            [r.filled(Box(0, 0, r.box.height, r.box.width)) for r in todo], device=self.device)
+        if self.refiner is not None:
+            fills = self._run([to_colour(r.pixels) for r in todo], [r.hole for r in todo], fills)
         for region, out in zip(todo, fills, strict=True):
             region.values = out[region.hole]
 

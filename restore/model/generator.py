@@ -25,6 +25,9 @@ class GeneratorConfig:
     global_ratio: float = 0.75
     skips: bool = True  # add encoder features to the decoder at each scale
     prefill: bool = True  # start from a push-pull fill of the hole and predict a correction to it
+    # A refiner: start from a fill given with the input (the exemplar stage's, restore/inpaint/
+    # exemplar.py) and predict a correction to it; the push-pull fill is then not used.
+    refine: bool = False
     # Border padding of the convolutions. Zero padding lets oneDNN pad inside the convolution;
     # reflect padding (LaMa's choice, and our models' before this option) made a CPU pass at
     # 512² 1.7x slower, copying every activation.
@@ -157,9 +160,18 @@ class InpaintGenerator(nn.Module):
     def multiple(self) -> int:
         return 2**self.config.downsamples
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``image``: B x 3 x H x W in [-1, 1], hole content ignored; ``mask``: B x 1 x H x W, 1 = hole."""
-        base = push_pull(image, 1 - mask) if self.config.prefill else image * (1 - mask)
+    def forward(self, image: torch.Tensor, mask: torch.Tensor,
+                guess: torch.Tensor | None = None) -> torch.Tensor:
+        """``image``: B x 3 x H x W in [-1, 1], hole content ignored; ``mask``: B x 1 x H x W, 1 = hole;
+        ``guess``: a refiner's first fill (same shape as ``image``; only its hole pixels are read)."""
+        if self.config.refine:
+            if guess is None:
+                raise ValueError("a refiner corrects a given fill: pass guess")
+            base = torch.lerp(image, guess.to(image.dtype), mask)
+        elif self.config.prefill:
+            base = push_pull(image, 1 - mask)
+        else:
+            base = image * (1 - mask)
         x = torch.cat([base, mask], dim=1)
         skips = []
         for layer in self.encoder:
@@ -172,7 +184,7 @@ class InpaintGenerator(nn.Module):
             x = up(x)
             if self.config.skips:
                 x = x + skip
-        if self.config.prefill:
+        if self.config.prefill or self.config.refine:
             return (base + self.head(x)).clamp(-1, 1)
         return torch.tanh(self.head(x))
 
@@ -183,6 +195,15 @@ def reshaped(model: InpaintGenerator, **changes: object) -> InpaintGenerator:
     changed = InpaintGenerator(GeneratorConfig(**{**model.config.to_dict(), **changes}))
     changed.load_state_dict(model.state_dict())
     return changed.train(model.training)
+
+
+def as_refiner(model: InpaintGenerator) -> InpaintGenerator:
+    """The same trained trunk, switched to correcting a given fill (the exemplar stage's); its head
+    starts at zero, so the refiner's first output is that fill itself, texture and all."""
+    refiner = reshaped(model, refine=True)
+    nn.init.zeros_(refiner.head.weight)
+    nn.init.zeros_(refiner.head.bias)
+    return refiner.train(model.training)
 
 
 def with_prefill(model: InpaintGenerator) -> InpaintGenerator:

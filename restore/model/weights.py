@@ -23,6 +23,11 @@ def default_weights_path() -> Path:
     return Path(__file__).resolve().parents[1] / "weights" / "inpaint.pt"
 
 
+def default_refiner_path() -> Path:
+    """The refiner of ``--fill realistic``, where one ships (a generator with ``refine=True``)."""
+    return default_weights_path().with_name("refine.pt")
+
+
 class WeightsError(Exception):
     """The weights file is missing, unreadable or not a restore model."""
 

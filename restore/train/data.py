@@ -77,10 +77,11 @@ def sample_crops(
     return np.stack(crops), masks
 
 
-def to_model_input(crops: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 crops and masks from ``sample_crops`` -> (B x 3 x S x S in [-1, 1], B x 1 x S x S)."""
-    images = crops.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
-    return images, masks[:, None].astype(np.float32)
+def to_model_input(crops: np.ndarray, masks: np.ndarray, *fills: np.ndarray) -> tuple[np.ndarray, ...]:
+    """uint8 crops and masks from ``sample_crops`` -> (B x 3 x S x S in [-1, 1], B x 1 x S x S), and
+    a refiner's uint8 first fills, if given, like the crops."""
+    rgb = [a.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0 for a in (crops, *fills)]
+    return rgb[0], masks[:, None].astype(np.float32), *rgb[1:]
 
 
 def sample_batch(
@@ -88,6 +89,14 @@ def sample_batch(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(images B x 3 x S x S float32 in [-1, 1], masks B x 1 x S x S float32, 1 = hole)."""
     return to_model_input(*sample_crops(photos, batch, size, rng, transpose))
+
+
+Draw = Callable[[np.random.Generator, int], tuple[np.ndarray, ...]]
+
+
+def photo_draw(photos: list[np.ndarray], size: int) -> Draw:
+    """``draw(rng, n)``: n model-input crops and masks from ``photos`` (BatchNorm calibration, previews)."""
+    return lambda rng, n: sample_batch(photos, n, size, rng)
 
 
 def step_rng(seed: int, rank: int, step: int) -> np.random.Generator:

@@ -27,10 +27,19 @@ import torch
 
 from restore.inpaint.device import cpu_has_fast_bf16
 from restore.model.discriminator import PatchDiscriminator
-from restore.model.generator import GeneratorConfig, InpaintGenerator, reshaped, with_prefill
+from restore.model.generator import GeneratorConfig, InpaintGenerator, as_refiner, reshaped, with_prefill
 from restore.model.weights import export_generator, load_generator, save_atomic
 from restore.train import distributed, losses
-from restore.train.data import BatchStream, batch_workers, load_photos, make_crops_batch, sample_batch
+from restore.train.data import (
+    BatchStream,
+    Draw,
+    batch_workers,
+    load_photos,
+    make_crops_batch,
+    photo_draw,
+    to_model_input,
+)
+from restore.train.exemplar_cache import cache_batch, load_cache, make_cache_batch
 from restore.train.perceptual import PerceptualLoss
 
 LR_D_RATIO = 0.4  # discriminator lr / generator lr (2e-4 / 5e-4)
@@ -94,6 +103,9 @@ class TrainConfig:
     log_every: int = 20
     workers: int | None = None  # batch-making processes; None: 0 on CPU, up to 8 per GPU (data.BatchStream)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    # Train the refiner of --fill realistic (GeneratorConfig.refine) on this cache of exemplar
+    # fills (restore/train/exemplar_cache.py) instead of on fresh crops of ``data``.
+    exemplar_cache: Path | None = None
 
 
 def training_autocast(device: torch.device) -> torch.autocast:
@@ -151,9 +163,10 @@ def _check_finite(values: tuple[torch.Tensor, ...], step: int, device: torch.dev
 
 
 @torch.no_grad()
-def calibrated_copy(model: torch.nn.Module, photos: list[np.ndarray], crop: int, device: torch.device,
+def calibrated_copy(model: torch.nn.Module, draw: Draw, device: torch.device,
                     step: int, batches: int = 16, batch_size: int = 8) -> torch.nn.Module:
-    """A copy of ``model`` whose BatchNorm statistics are measured anew on training crops.
+    """A copy of ``model`` whose BatchNorm statistics are measured anew on training crops
+    (``draw(rng, n)``: n crops as model input, e.g. ``data.photo_draw``).
 
     The EMA generator's weights are an average over many steps, but its BatchNorm running
     statistics are the live generator's: the two don't match, which showed as a colour cast in
@@ -170,21 +183,22 @@ def calibrated_copy(model: torch.nn.Module, photos: list[np.ndarray], crop: int,
     calibrated.train()
     rng = np.random.default_rng(1_000_003 + step)  # its own stream: training's is untouched
     for _ in range(batches):
-        images, masks = sample_batch(photos, batch_size, crop, rng)
+        arrays = draw(rng, batch_size)
         with training_autocast(device):
-            calibrated(torch.from_numpy(images).to(device), torch.from_numpy(masks).to(device))
+            calibrated(*(torch.from_numpy(a).to(device) for a in arrays))
     return calibrated.eval()
 
 
 @torch.no_grad()
-def _save_samples(generator: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor,
-                  path: Path, device: torch.device) -> None:
-    """PNG grid, one row per sample: masked input | mask | output | ground truth."""
+def _save_samples(generator: torch.nn.Module, path: Path, device: torch.device, images: torch.Tensor,
+                  masks: torch.Tensor, *guess: torch.Tensor) -> None:
+    """PNG grid, one row per sample: masked input | mask | (a refiner's given fill |) output | truth."""
     generator.eval()
-    out = generator(images.to(device), masks.to(device)).float().cpu()
+    out = generator(images.to(device), masks.to(device), *(g.to(device) for g in guess)).float().cpu()
     out = out * masks + images * (1 - masks)
     masked = images * (1 - masks) + masks  # holes shown white
-    cols = [masked, masks.expand_as(images) * 2 - 1, out, images]
+    given = [g * masks + images * (1 - masks) for g in guess]
+    cols = [masked, masks.expand_as(images) * 2 - 1, *given, out, images]
     rows = [torch.cat([c[i] for c in cols], dim=2) for i in range(images.shape[0])]
     grid = ((torch.cat(rows, dim=1).permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,7 +211,18 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
     rank, world = distributed.rank(), distributed.world_size()
     main = rank == 0
     torch.manual_seed(cfg.seed)  # same initial weights everywhere (DDP broadcasts rank 0's anyway)
-    photos = load_photos(cfg.data)
+    refine = cfg.exemplar_cache is not None
+    if refine:
+        cache = load_cache(cfg.exemplar_cache)
+        source, make, make_args = cache, make_cache_batch, (cfg.batch_size, cfg.transpose, cfg.seed, rank)
+
+        def draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+            return to_model_input(*cache_batch(cache, n, rng))
+    else:
+        photos = load_photos(cfg.data)
+        source, make = photos, make_crops_batch
+        make_args = (cfg.batch_size, cfg.crop, cfg.transpose, cfg.seed, rank)
+        draw = photo_draw(photos, cfg.crop)
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = cfg.work_dir / "checkpoint.pt"
 
@@ -208,8 +233,12 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
             generator = with_prefill(generator)
         if cfg.padding and cfg.padding != generator.config.padding:
             generator = reshaped(generator, padding=cfg.padding)
+        if refine and not generator.config.refine:
+            generator = as_refiner(generator)
         gen_cfg = generator.config
     else:
+        if refine:
+            gen_cfg = replace(gen_cfg, refine=True)
         generator = InpaintGenerator(gen_cfg)
     discriminator = PatchDiscriminator()
     perceptual = (PerceptualLoss().to(device, memory_format=torch.channels_last)
@@ -260,7 +289,7 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
         discriminator = distributed.wrap(discriminator, device)
 
     preview_rng = np.random.default_rng(12345)
-    preview = [torch.from_numpy(a) for a in sample_batch(photos, 4, cfg.crop, preview_rng)]
+    preview = [torch.from_numpy(a) for a in draw(preview_rng, 4)]
 
     def checkpoint() -> None:
         """Rank 0 writes; batches depend on (seed, rank, step) alone, so no sampler state is kept."""
@@ -273,9 +302,9 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
             "seconds": seconds,
             "train_config": json.dumps(asdict(cfg), default=str),
         }, ckpt_path)
-        export_generator(calibrated_copy(ema, photos, cfg.crop, device, step), cfg.out,
+        export_generator(calibrated_copy(ema, draw, device, step), cfg.out,
                          meta={"step": step, "train_seconds": round(seconds), "crop": cfg.crop,
-                               "data": str(cfg.data)})
+                               "data": str(cfg.exemplar_cache if refine else cfg.data)})
 
     run_start = time.monotonic()
     last_ckpt = time.monotonic()
@@ -288,26 +317,27 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop size: the fastest kernels, found once
     last_losses: tuple[torch.Tensor, ...] = ()
-    stream = BatchStream(make_crops_batch, photos, (cfg.batch_size, cfg.crop, cfg.transpose, cfg.seed, rank),
-                         step, batch_workers(cfg.workers, device.type, world))
+    stream = BatchStream(make, source, make_args, step, batch_workers(cfg.workers, device.type, world))
     try:
         while step < cfg.steps and not stop.requested:
             out_of_time = cfg.minutes is not None and time.monotonic() - run_start > cfg.minutes * 60
             if cfg.minutes is not None and distributed.rank0_decides(out_of_time, device):
                 break
             t0 = time.monotonic()
-            crops_np, masks_np = next(stream)
+            crops_np, masks_np, *given_np = next(stream)  # a refiner's batch also holds its given fills
             # uint8 crosses to the device (a quarter of the bytes) and becomes float there.
             real = (torch.from_numpy(crops_np).to(device, non_blocking=True).permute(0, 3, 1, 2).float()
                     / 127.5 - 1.0).contiguous(memory_format=torch.channels_last)
             mask = torch.from_numpy(masks_np).to(device, non_blocking=True)[:, None].float()
+            guess = [(torch.from_numpy(g).to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+                      / 127.5 - 1.0).contiguous(memory_format=torch.channels_last) for g in given_np]
             d_only = step < cfg.d_warmup_steps
             adv_scale = 1.0 if cfg.d_warmup_steps else min(1.0, step / max(1, cfg.adv_warmup_steps))
 
             # Discriminator step.
             with training_autocast(device):
                 with torch.set_grad_enabled(not d_only):
-                    fake = generator(real, mask)
+                    fake = generator(real, mask, *guess)
                 comp = fake * mask + real * (1 - mask)
                 real_score, real_feats = discriminator(real)
                 fake_score, _ = discriminator(comp.detach())
@@ -378,8 +408,8 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
                         on_log(metrics)
                 window_start, window_images = time.monotonic(), 0
             if step % cfg.sample_every == 0 and ema is not None:
-                shown = calibrated_copy(ema, photos, cfg.crop, device, step)
-                _save_samples(shown, *preview, cfg.work_dir / "samples" / f"step{step:07d}.png", device)
+                shown = calibrated_copy(ema, draw, device, step)
+                _save_samples(shown, cfg.work_dir / "samples" / f"step{step:07d}.png", device, *preview)
             if want_ckpt:
                 checkpoint()
                 last_ckpt = time.monotonic()

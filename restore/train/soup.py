@@ -20,7 +20,7 @@ import torch
 
 from restore.model.generator import GeneratorConfig, InpaintGenerator
 from restore.model.weights import WEIGHTS_FORMAT, export_generator, read_weights
-from restore.train.data import load_photos
+from restore.train.data import load_photos, photo_draw
 from restore.train.loop import TrainConfig, calibrated_copy
 
 
@@ -47,7 +47,7 @@ def soup(models: list[tuple[Path, float]], photos_dir: Path | None = None) -> In
     model = InpaintGenerator(GeneratorConfig.from_dict(config))
     model.load_state_dict(mean)
     if photos_dir is not None:
-        model = calibrated_copy(model, load_photos(photos_dir), int(crop or TrainConfig.crop),
+        model = calibrated_copy(model, photo_draw(load_photos(photos_dir), int(crop or TrainConfig.crop)),
                                 torch.device("cpu"), step=0)
     return model.eval()
 
