@@ -141,11 +141,21 @@ def test_images_command_takes_fill(tmp_path, tiny_model, photo):
     mask = np.zeros((120, 160), np.uint8)
     mask[40:80, 50:100] = 255
     cv2.imwrite(str(masks / "a.png"), mask)
-    result = CliRunner().invoke(main, ["images", str(src), str(out), "--masks", str(masks), "--model",
-                                       str(tiny_model), "--fill", "realistic", "-q"], catch_exceptions=False)
+    args = ["images", str(src), str(out), "--masks", str(masks), "--model", str(tiny_model),
+            "--fill", "realistic", "-q"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     after = cv2.imread(str(out / "a.png"))
     assert np.array_equal(after[mask == 0], small[mask == 0])
+    _refiner(tmp_path / "refine.pt", 0.5)
+    result = CliRunner().invoke(main, [*args, "--refiner", str(tmp_path / "refine.pt"), "--overwrite"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    refined = cv2.imread(str(out / "a.png"))
+    assert np.array_equal(refined[mask == 0], small[mask == 0])
+    assert not np.array_equal(refined[mask > 0], after[mask > 0])
+    result = CliRunner().invoke(main, [*args, "--refiner", str(tiny_model), "--overwrite"])
+    assert result.exit_code == 2 and "not a refiner" in result.output
 
 
 def _refiner(path, bias: float) -> None:
