@@ -317,7 +317,9 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop size: the fastest kernels, found once
     last_losses: tuple[torch.Tensor, ...] = ()
-    stream = BatchStream(make, source, make_args, step, batch_workers(cfg.workers, device.type, world))
+    # A cached batch is a few array copies: no workers, which would each get the whole cache pickled.
+    workers = 0 if refine and cfg.workers is None else batch_workers(cfg.workers, device.type, world)
+    stream = BatchStream(make, source, make_args, step, workers)
     try:
         while step < cfg.steps and not stop.requested:
             out_of_time = cfg.minutes is not None and time.monotonic() - run_start > cfg.minutes * 60
