@@ -392,12 +392,14 @@ class Inpainter:
 
     def _exemplar_pass(self, regions: list[_Region]) -> None:
         """--fill realistic: each region's fill is redone from the photo's own patches, guided by
-        the network's (restore/inpaint/exemplar.py). Spots keep the network's fill."""
+        the network's (restore/inpaint/exemplar.py), then corrected by the refiner if one is
+        loaded. Spots keep the network's fill."""
         todo = [r for r in regions if not r.spot]
-        fills = synthesize([to_colour(r.pixels) for r in todo], [r.hole for r in todo],
-                           [r.filled(Box(0, 0, r.box.height, r.box.width)) for r in todo], device=self.device)
-        if self.refiner is not None:
-            fills = self._run([to_colour(r.pixels) for r in todo], [r.hole for r in todo], fills)
+        colours, holes = [to_colour(r.pixels) for r in todo], [r.hole for r in todo]
+        fills = synthesize(colours, holes, [r.filled(Box(0, 0, r.box.height, r.box.width)) for r in todo],
+                           device=self.device)
+        if self.refiner is not None:  # the whole region as one window, as the synthesis saw it
+            fills = self._run(colours, holes, fills)
         for region, out in zip(todo, fills, strict=True):
             region.values = out[region.hole]
 
