@@ -28,6 +28,7 @@ from restore.video.job import RepairOptions, fill_small_leftovers, repair_frames
 from restore.video.masks import single_frame_defects
 from restore.video.overlay import OverlayFinder
 from restore.video.plan import plan_video_jobs
+from restore.video.propagate import bilinear
 from restore.video.reader import FrameReader, ffmpeg_exe, probe_video
 from restore.video.writer import VideoWriter
 
@@ -474,3 +475,25 @@ def test_plan_names_outputs_and_skips_its_own(tmp_path):
     assert sorted(j.output for j in jobs) == [tmp_path / "out" / "reel.mp4", tmp_path / "out" / "x.mp4"]
     (job,) = plan_video_jobs([str(tmp_path / "a" / "x.mp4")], tmp_path / "y.mkv")
     assert (job.output, job.output_kind, job.named) == (tmp_path / "y.mkv", "video", True)
+
+
+@pytest.mark.parametrize("shape", [(37, 53, 3), (37, 53, 2), (37, 53), (1, 9, 3)])
+def test_bilinear_matches_a_reference_sampler_and_clamps_to_the_frame(shape):
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, shape).astype(np.uint8)
+    h, w = shape[:2]
+    x = rng.uniform(-3, w + 3, 500)
+    y = rng.uniform(-3, h + 3, 500)
+    got = bilinear(image, x, y)
+    # Reference: the four neighbours of each clamped point, weighted by hand in float64.
+    cx, cy = np.clip(x, 0, w - 1), np.clip(y, 0, h - 1)
+    x0, y0 = np.floor(cx).astype(int), np.floor(cy).astype(int)
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = cx - x0, cy - y0
+    img = image.astype(np.float64)
+    if img.ndim == 3:
+        fx, fy = fx[:, None], fy[:, None]
+    want = ((img[y0, x0] * (1 - fx) + img[y0, x1] * fx) * (1 - fy)
+            + (img[y1, x0] * (1 - fx) + img[y1, x1] * fx) * fy)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1e-2)

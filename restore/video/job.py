@@ -126,6 +126,7 @@ class _Stream:
         self.read = 0
         self.shape: tuple[int, ...] | None = None
         self.near: list[tuple[int, int, int, int]] = []  # boxes around the last full detection's finds
+        self.grid: list[np.ndarray] | None = None  # pixel coordinates, for warping whole frames
 
     def run(self, frames: Iterator[np.ndarray],
             warmup: Iterable[np.ndarray] | None) -> Iterator[RepairedFrame]:
@@ -260,7 +261,7 @@ class _Stream:
                       if i in self.window]
         for frame in [slot, *neighbours]:
             if frame.index not in self.ridges:
-                self.ridges[frame.index] = line_ridges(to_grey(frame.pixels))
+                self.ridges[frame.index] = line_ridges(frame.grey_full())
         return grow(film_scratches(self.prop, slot, neighbours, self.ridges), 1)
 
     def _specks(self, slot: FrameSlot, before: FrameSlot, after: FrameSlot,
@@ -270,12 +271,14 @@ class _Stream:
         if not (prop.same_shot(slot, before) and prop.same_shot(slot, after)):
             return np.zeros(slot.hole.shape, bool)
         h, w = slot.hole.shape
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        if self.grid is None or self.grid[0].shape != (h, w):
+            self.grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        gx, gy = self.grid
         warped, valid, near = [], np.ones((h, w), bool), np.ones((h, w), bool)
         for other in (before, after):
             flow = prop.full_flow(slot, other)
             mx, my = gx + flow[..., 0], gy + flow[..., 1]
-            warped.append(cv2.remap(to_grey(other.pixels), mx, my, cv2.INTER_LINEAR,
+            warped.append(cv2.remap(other.grey_full(), mx, my, cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_REPLICATE))
             # No forward-backward check: it fails on the damage itself (a third of the specks and
             # scratches on fast footage); the two neighbours agreeing is the motion check that counts.
@@ -286,7 +289,7 @@ class _Stream:
         # Both neighbours on one side share their flow's mistakes, so they agree more easily: stricter.
         if one_sided and overlay is not None and overlay.any():  # the scene's flow bends at its edge
             valid &= ~grow(overlay, 8)
-        grey = to_grey(slot.pixels)
+        grey = slot.grey_full()
         found = single_frame_defects(grey, warped[0], warped[1], valid,
                                      threshold=SPECK_ONE_SIDED if one_sided else SPECK_THRESHOLD)
         # Along the border, where the motion takes a pixel just off the neighbours' frames: with a

@@ -82,19 +82,26 @@ def normalized_fill(values: np.ndarray, known: np.ndarray) -> np.ndarray:
 
 
 def bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Sample ``image`` (H x W or H x W x C) at float coordinates, clamped to the frame; float32."""
+    """Sample ``image`` (H x W or H x W x C) at float coordinates, clamped to the frame; float32.
+
+    Gathers by flat index (``take``), which is several times faster than 2-D fancy indexing on
+    the hundreds of thousands of points a 720p frame's holes and rings need per neighbour.
+    """
     h, w = image.shape[:2]
-    x = np.clip(x, 0, w - 1)
-    y = np.clip(y, 0, h - 1)
-    x0 = np.minimum(x.astype(np.intp), w - 2) if w > 1 else np.zeros(x.shape, np.intp)
-    y0 = np.minimum(y.astype(np.intp), h - 2) if h > 1 else np.zeros(y.shape, np.intp)
-    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    x = np.clip(x, 0, w - 1).astype(np.float32, copy=False)
+    y = np.clip(y, 0, h - 1).astype(np.float32, copy=False)
+    x0 = np.minimum(x.astype(np.intp), max(w - 2, 0))
+    y0 = np.minimum(y.astype(np.intp), max(h - 2, 0))
     fx, fy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
+    flat = image.reshape(h * w, -1) if image.ndim == 3 else image.reshape(-1)
     if image.ndim == 3:
         fx, fy = fx[:, None], fy[:, None]
-    top = image[y0, x0] * (1 - fx) + image[y0, x1] * fx
-    bottom = image[y1, x0] * (1 - fx) + image[y1, x1] * fx
-    return (top * (1 - fy) + bottom * fy).astype(np.float32)
+    at = y0 * w + x0
+    right, down = (1 if w > 1 else 0), (w if h > 1 else 0)
+    a, b = flat.take(at, 0).astype(np.float32), flat.take(at + right, 0).astype(np.float32)
+    c, d = flat.take(at + down, 0).astype(np.float32), flat.take(at + down + right, 0).astype(np.float32)
+    top = a + (b - a) * fx
+    return top + (c + (d - c) * fx - top) * fy
 
 
 @dataclass
@@ -106,6 +113,7 @@ class FrameSlot:
     hole: np.ndarray  # bool H x W, what to repair (grows while cues come in)
     grey: np.ndarray | None = None  # low-resolution grey with the holes pre-filled, for flow
     raw_grey: np.ndarray | None = None  # low-resolution grey as decoded, for the overlay cue
+    full_grey: np.ndarray | None = None  # full-resolution grey as decoded, for the speck and scratch cues
     out: np.ndarray | None = None  # the repaired frame once propagation ran
     pending: np.ndarray | None = None  # pixels of ``out`` not known yet (waiting for the generator)
     final: bool = False  # hole complete: no cue will add to it any more
@@ -115,6 +123,12 @@ class FrameSlot:
     def set_final(self) -> None:
         self.final = True
         self._hole_low = self._blocked = None
+
+    def grey_full(self) -> np.ndarray:
+        """Full-resolution grey of the decoded frame (computed once)."""
+        if self.full_grey is None:
+            self.full_grey = to_grey(self.pixels)
+        return self.full_grey
 
     def blocked(self) -> np.ndarray:
         """Hole grown by one pixel: a bilinear sample touching it would mix in damage."""
@@ -152,7 +166,7 @@ class Propagator:
 
     def prepare(self, slot: FrameSlot) -> None:
         """Low-resolution greys of a new frame: as decoded, and with its current holes pre-filled."""
-        grey = to_grey(slot.pixels)
+        grey = slot.full_grey = to_grey(slot.pixels)
         small = cv2.resize(grey, self.low, interpolation=cv2.INTER_AREA) if self.scale < 1 else grey
         slot.raw_grey = small
         slot.grey = self._prefill(small, self.hole_low(slot, cache=False))
