@@ -497,3 +497,28 @@ def test_bilinear_matches_a_reference_sampler_and_clamps_to_the_frame(shape):
             + (img[y1, x0] * (1 - fx) + img[y1, x1] * fx) * fy)
     assert got.dtype == np.float32 and got.shape == want.shape
     np.testing.assert_allclose(got, want, atol=1e-2)
+
+
+def test_damage_missed_in_one_neighbour_is_not_copied_into_the_hole():
+    """A pan over a photo; frame 4's mask covers a band, and frame 5 shows a white scratch inside
+    that band which its own mask missed. The other three neighbours are clean there, so the
+    repair of frame 4 must not carry the scratch (a plain weighted mean of the copies would)."""
+    photo = cv2.cvtColor(cv2.imread(str(EXAMPLES / "originals" / "lanterns.jpg")), cv2.COLOR_BGR2RGB)
+    photo = cv2.resize(photo, (600, 400), interpolation=cv2.INTER_AREA)
+    frames, truth, masks = [], [], []
+    for i in range(9):
+        frame = photo[100:260, 4 * i:4 * i + 240].copy()
+        truth.append(frame.copy())
+        mask = np.zeros(frame.shape[:2], bool)
+        if i == 4:
+            mask[20:140, 110:122] = True
+            frame[mask] = 0  # the damage the mask does mark
+        if i == 5:  # in frame 5's own coordinates, the scene moved 4 px left: the band is at 106-118
+            frame[20:140, 110:113] = 255
+        frames.append(frame)
+        masks.append(mask)
+    out = list(repair_frames(frames, Echo(), masks=masks))
+    hole = masks[4]
+    error = np.abs(out[4].pixels.astype(np.float32) - truth[4].astype(np.float32))[hole].max(-1)
+    assert out[4].copied == hole.sum()
+    assert np.percentile(error, 99) < 40, np.percentile(error, 99)
