@@ -314,6 +314,8 @@ def run_scan(method: str, args: argparse.Namespace, data: Path) -> dict[str, Any
                        args.device, "--batch-size", str(args.batch_size)]
             if args.grain is not None:
                 command += ["--grain", str(args.grain)]
+            if args.fill is not None:
+                command += ["--fill", args.fill]
             wall, peak, trace = measured_run(command)
             result["peak_rss_runs_mb"].append(peak)
             # Median RSS over each quarter of the run: flat if a folder's memory does not grow.
@@ -403,7 +405,9 @@ def run_worker(case: str, method: str, args: argparse.Namespace) -> dict[str, An
         from restore.inpaint.grain import GRAIN_STRENGTH
 
         grain = GRAIN_STRENGTH if args.grain is None else args.grain
-        inpainter = Inpainter(args.model, device=args.device, batch_size=args.batch_size, grain=grain)
+        chosen = {"fill": args.fill} if args.fill else {}
+        inpainter = Inpainter(args.model, device=args.device, batch_size=args.batch_size, grain=grain,
+                              **chosen)
         result.update(torch_info(inpainter.device))
 
     if case in ("a", "b"):
@@ -475,6 +479,8 @@ def spawn(case: str, method: str, args: argparse.Namespace, data: Path, model: P
                "--device", args.device, "--batch-size", str(args.batch_size), "--repeats", str(repeats)]
     if args.grain is not None:
         command += ["--grain", str(args.grain)]
+    if args.fill is not None:
+        command += ["--fill", args.fill]
     print(f"[bench] {case} {method} (x{repeats}) ...", file=sys.stderr, end=" ", flush=True)
     start = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True)
@@ -538,7 +544,8 @@ def table(info: dict[str, dict], results: dict[tuple[str, str], dict[str, Any]])
 def save_json(path: Path, args: argparse.Namespace, model: Path, model_note: str | None,
               info: dict[str, dict], results: dict[tuple[str, str], dict[str, Any]]) -> None:
     raw = {"machine": machine(list(results.values())), "model": str(model), "model_note": model_note,
-           "note": args.note, "batch_size": args.batch_size, "grain": args.grain, "seed": args.seed,
+           "note": args.note, "batch_size": args.batch_size, "grain": args.grain, "fill": args.fill,
+           "seed": args.seed,
            "inputs": info,
            "complete": len(results) == 2 * (1 + len(info)), "results": list(results.values())}
     path.write_text(json.dumps(raw, indent=2) + "\n")
@@ -564,6 +571,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (restore side)")
     parser.add_argument("--batch-size", type=int, default=4, help="restore's --batch-size")
     parser.add_argument("--grain", type=float, default=None, help="restore's --grain (default: its own)")
+    parser.add_argument("--fill", choices=["smooth", "realistic"], default=None,
+                        help="restore's --fill (default: its own)")
     parser.add_argument("--cases", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs for cases a, c and d (median)")
     parser.add_argument("--scan-size", default="6000x4000",

@@ -172,7 +172,8 @@ def run_worker(method: str, args: argparse.Namespace) -> dict[str, Any]:
         from restore.inpaint.engine import Inpainter
         from restore.video.job import RepairOptions, VideoOptions, restore_videos
 
-        inpainter = Inpainter(args.model, device=args.device, batch_size=args.batch_size)
+        # restore video's default fill
+        inpainter = Inpainter(args.model, device=args.device, batch_size=args.batch_size, fill="smooth")
         repair = RepairOptions(batch_size=args.batch_size)
         if args.detect_every:
             repair.detect_every = args.detect_every

@@ -121,8 +121,42 @@ def test_realistic_fill_keeps_known_pixels_bit_identical(tiny_model, photo, dtyp
     (out,) = inpainter.repair([image], [mask])
     assert out.dtype == image.dtype
     assert np.array_equal(out[~mask], image[~mask])
-    smooth = Inpainter(tiny_model, device="cpu", tile=256, batch_size=4).repair([image], [mask])[0]
-    assert not np.array_equal(out[mask], smooth[mask])
+    smooth = Inpainter(tiny_model, device="cpu", tile=256, batch_size=4, fill="smooth")
+    assert not np.array_equal(out[mask], smooth.repair([image], [mask])[0][mask])
+
+
+def test_a_realistic_fill_does_not_depend_on_the_photos_batched_with_it(tiny_model, photo):
+    inpainter = Inpainter(tiny_model, device="cpu", tile=256, batch_size=4, fill="realistic")
+    image, other = photo[:160, :200].copy(), photo[40:200, 30:230].copy()
+    mask = np.zeros(image.shape[:2], bool)
+    mask[50:90, 60:120] = True
+    alone = inpainter.repair([image], [mask])[0]
+    first, _ = inpainter.repair([image, other], [mask, mask])  # one batch of two same-shape windows
+    _, second = inpainter.repair([other, image], [mask, mask])
+    assert np.array_equal(alone, first) and np.array_equal(alone, second)
+
+
+def test_a_region_larger_than_a_tile_gets_patches_in_tiles_and_hairlines_keep_the_network_fill(
+        tiny_model, photo):
+    """A scan-like region (a hairline across the frame joins everything into one region larger than
+    the tile): the wide hole is synthesised in tiles, the 2 px hairline keeps the network's fill,
+    and nothing outside the holes changes."""
+    image = cv2.resize(photo, (600, 400), interpolation=cv2.INTER_AREA)
+    mask = np.zeros(image.shape[:2], bool)
+    mask[150:190, 250:330] = True  # wide
+    mask[:, 100:102] = True  # a hairline from top to bottom
+    mask[170, 100:250] = True  # joining them
+    kwargs = {"device": "cpu", "precision": "fp32", "tile": 256, "batch_size": 4}
+    realistic = Inpainter(tiny_model, fill="realistic", **kwargs).repair([image], [mask])[0]
+    smooth = Inpainter(tiny_model, fill="smooth", **kwargs).repair([image], [mask])[0]
+    assert np.array_equal(realistic[~mask], image[~mask])
+    hairline = np.zeros_like(mask)
+    hairline[:, 100:102] = True
+    hairline[165:176, :] = False  # where the joining line meets it, the hole is wider
+    assert np.array_equal(realistic[hairline], smooth[hairline])
+    wide = np.zeros_like(mask)
+    wide[155:185, 255:325] = True
+    assert np.abs(realistic[wide].astype(int) - smooth[wide]).mean() > 2
 
 
 def test_unknown_fill_is_refused(tiny_model):

@@ -140,7 +140,7 @@ def test_propagation_flickers_less_than_per_frame_repair(clip):
     since the generator got tiles sized to it, the two flicker about as little.)"""
     from restore.inpaint.engine import Inpainter
 
-    inpainter = Inpainter(batch_size=8)
+    inpainter = Inpainter(batch_size=8, fill="smooth")  # restore video's default
     frames, masks = _frames(clip.damaged)[:12], clip.masks[:12].copy()
     rng = np.random.default_rng(1)
     for frame, mask in zip(frames, masks, strict=True):

@@ -38,8 +38,13 @@ def run_options(outputs: str = "outputs", report_fields: str = "path, status, er
     return decorate
 
 
-def device_options(func: Callable) -> Callable:
-    """--model, --device, --precision, --batch-size, --tile, --grain, --fill, --refiner."""
+def device_options(func: Callable | None = None, *, fill: str = "realistic") -> Callable:
+    """--model, --device, --precision, --batch-size, --tile, --grain, --fill, --refiner.
+
+    ``fill``: the command's default fill (``@device_options(fill="smooth")`` for video, where
+    propagation supplies most pixels and per-frame patch synthesis would cost speed and flicker)."""
+    if func is None:
+        return functools.partial(device_options, fill=fill)
     from restore.inpaint.grain import GRAIN_STRENGTH
 
     options = [
@@ -56,11 +61,12 @@ def device_options(func: Callable) -> Callable:
                      help="Carry the photo's own fine texture (film grain, noise, fur, foliage) into "
                           "the edges of each repair, so a fill does not show as a smooth smear; 0: fills "
                           "as the model makes them."),
-        click.option("--fill", type=click.Choice(["smooth", "realistic"]), default="smooth",
+        click.option("--fill", type=click.Choice(["smooth", "realistic"]), default=fill,
                      show_default=True,
-                     help="smooth: the network's fill (best PSNR/SSIM). realistic: the photo's own patches "
-                          "supply the texture of larger holes, the network's fill guides where they go "
-                          "(looks less smeared; slower)."),
+                     help="realistic: the photo's own patches supply the texture of the holes, the "
+                          "network's fill guides where they go (looks like the photo, not a smear). "
+                          "smooth: the network's fill alone (a little better PSNR/SSIM, several times "
+                          "faster)."),
         click.option("--refiner", default="default", show_default=True, metavar="PATH",
                      help="With --fill realistic: a network that corrects the patch fill (seams, colour); "
                           "'default' is the shipped one where there is one, 'none' none."),
@@ -103,7 +109,7 @@ def make_detector(model: str | None, device: str, sensitivity: float, batch_size
 
 
 def make_inpainter(model: str | None, device: str, precision: str, batch_size: int, tile: int,
-                   grain: float, fill: str = "smooth", refiner: str | None = "default"):
+                   grain: float, fill: str = "realistic", refiner: str | None = "default"):
     """Load the model once, turning a bad --model or --device into a usage error (exit 2)."""
     from restore.inpaint.engine import Inpainter
     from restore.model.weights import WeightsError

@@ -116,7 +116,7 @@ def _fps(value: str | None) -> Fraction | None:
 @click.option("--per-frame", is_flag=True,
               help="Repair each frame on its own (no propagation; flickers). For comparison.")
 @run_options(report_fields="path, status, error, frames, damaged %, warnings, ...")
-@device_options
+@device_options(fill="smooth")
 @detector_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary; errors still go to stderr.")
 def video_command(sources: tuple[str, ...], output: Path | None, mask: Path | None, masks: Path | None,

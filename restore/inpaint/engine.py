@@ -22,6 +22,7 @@ The object holds only the model and its settings; no per-image state survives a 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,7 @@ CHUNK_PIXELS = 1 << 21  # window pixels cut (as float) at a time in the fine pas
 THIN_CONTEXT = 16  # px of context, at least, around thin damage in small tiles (``_tiles``) ...
 THIN_CONTEXT_PER_DEPTH = 6  # ... and this many times the hole's local depth (at most min_context)
 LOCAL_REACH = 4  # px: a hole pixel's tile side comes from the hole's width this close to it
+EXEMPLAR_MIN_DEPTH = 2.5  # px: in regions over one tile, thinner holes keep the network's fill
 
 
 @dataclass
@@ -83,6 +85,32 @@ def _written(region: _Region, tile: Box, writes: np.ndarray | None) -> np.ndarra
     """The hole pixels of ``tile`` whose fill it gives (``writes``: its group's, None: all)."""
     where = region.fine_hole[tile.slices]
     return where if writes is None else where & writes
+
+
+def _chunks(tiles: list[Box]) -> Iterator[list[int]]:
+    """Indices of ``tiles`` in chunks of about ``CHUNK_PIXELS``, ordered by shape so that windows
+    of one shape meet in one model call (or one synthesis batch)."""
+    order = sorted(range(len(tiles)), key=lambda i: (tiles[i].height, tiles[i].width))
+    start = 0
+    while start < len(order):
+        stop, pixels = start, 0
+        while stop < len(order) and (stop == start or pixels < CHUNK_PIXELS):
+            pixels += tiles[order[stop]].height * tiles[order[stop]].width
+            stop += 1
+        yield order[start:stop]
+        start = stop
+
+
+def _wider_than(hole: np.ndarray, tile: Box, depth: float) -> np.ndarray:
+    """The hole pixels of ``tile`` where the hole is deeper than ``depth`` px within
+    ``LOCAL_REACH`` of them (worked on the tile and a margin: never a float copy of a scan)."""
+    margin = int(depth) + LOCAL_REACH + 2
+    y0, x0 = max(0, tile.y0 - margin), max(0, tile.x0 - margin)
+    part = np.ascontiguousarray(hole[y0:tile.y1 + margin, x0:tile.x1 + margin])
+    local = cv2.distanceTransform(part.view(np.uint8), cv2.DIST_L2, 3)
+    cv2.dilate(local, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * LOCAL_REACH + 1,) * 2), dst=local)
+    inner = (slice(tile.y0 - y0, tile.y1 - y0), slice(tile.x0 - x0, tile.x1 - x0))
+    return part[inner] & (local[inner] > depth)
 
 
 def _precision(device: torch.device, precision: str) -> torch.dtype:
@@ -144,7 +172,7 @@ class Inpainter:
     def __init__(self, model: str | Path | None = None, device: str = "auto",
                  precision: str = "auto", tile: int = 512, overlap: int = 64,
                  batch_size: int = 4, min_context: int = 48, border_pad: int = 16,
-                 grain: float = GRAIN_STRENGTH, fill: str = "smooth",
+                 grain: float = GRAIN_STRENGTH, fill: str = "realistic",
                  refiner: str | Path | None = "default") -> None:
         self.device = pick_device(device)
         self.dtype = _precision(self.device, precision)
@@ -336,15 +364,8 @@ class Inpainter:
         jobs: list[tuple[_Region, Box, int, np.ndarray | None]] = []
         for region in regions:
             jobs += [(region, tile, overlap, writes) for tile, overlap, writes in self._tiles(region)]
-        order = sorted(range(len(jobs)), key=lambda i: (jobs[i][1].height, jobs[i][1].width))
         parts: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(jobs)
-        start = 0
-        while start < len(order):
-            stop, pixels = start, 0
-            while stop < len(order) and (stop == start or pixels < CHUNK_PIXELS):
-                pixels += jobs[order[stop]][1].height * jobs[order[stop]][1].width
-                stop += 1
-            chunk = order[start:stop]
+        for chunk in _chunks([job[1] for job in jobs]):
             crops = [jobs[i][0].crop(jobs[i][1]) for i in chunk]
             holes = [jobs[i][0].fine_hole[jobs[i][1].slices] for i in chunk]
             borders = [_at_border(jobs[i][0], jobs[i][1]) for i in chunk]
@@ -353,7 +374,6 @@ class Inpainter:
                 w = feather(tile, Box(0, 0, region.box.height, region.box.width), overlap)
                 where = _written(region, tile, writes)
                 parts[i] = (out[where] * w[where][:, None], w[where])
-            start = stop
         by_region: dict[int, list[int]] = {}
         for i, (region, _, _, _) in enumerate(jobs):
             by_region.setdefault(id(region), []).append(i)
@@ -393,15 +413,48 @@ class Inpainter:
     def _exemplar_pass(self, regions: list[_Region]) -> None:
         """--fill realistic: each region's fill is redone from the photo's own patches, guided by
         the network's (restore/inpaint/exemplar.py), then corrected by the refiner if one is
-        loaded. Spots keep the network's fill."""
-        todo = [r for r in regions if not r.spot]
-        colours, holes = [to_colour(r.pixels) for r in todo], [r.hole for r in todo]
-        fills = synthesize(colours, holes, [r.filled(Box(0, 0, r.box.height, r.box.width)) for r in todo],
-                           device=self.device)
-        if self.refiner is not None:  # the whole region as one window, as the synthesis saw it
-            fills = self._run(colours, holes, fills)
-        for region, out in zip(todo, fills, strict=True):
-            region.values = out[region.hole]
+        loaded. Spots keep the network's fill.
+
+        A region that fits one tile is one window (the photo's whole neighbourhood supplies
+        patches). A larger one (a scan's hairlines crossing the frame) is synthesised in the fine
+        pass's tiles, which follow thin damage closely, a chunk at a time; each hole pixel takes
+        the fill of the tile that holds it farthest from its edge. Time and memory then follow
+        the damage, not the frame: as one window, a 24 MP scan's took a minute and 6 GB. There,
+        hairlines (holes at most ``EXEMPLAR_MIN_DEPTH`` px from known pixels) keep the network's
+        fill: on that scan both fills measured the same, and the patches cost twice the repair.
+        """
+        jobs: list[tuple[_Region, Box, np.ndarray]] = []
+        for region in regions:
+            if region.spot:
+                continue
+            whole = Box(0, 0, region.box.height, region.box.width)
+            if max(whole.height, whole.width) <= self.tile:
+                jobs.append((region, whole, region.hole))
+                continue
+            for tile, _, writes in self._tiles(region):
+                where = _written(region, tile, writes) & _wider_than(region.hole, tile, EXEMPLAR_MIN_DEPTH)
+                if where.any():
+                    jobs.append((region, tile, where))
+        # Guides are the network's fills: new values go to copies, swapped in at the end.
+        new = {id(region): region.values.copy() for region, _, _ in jobs}
+        taken = {id(region): np.zeros(len(region.flat), np.float32) for region, _, _ in jobs}
+        for indices in _chunks([job[1] for job in jobs]):
+            chunk = [jobs[i] for i in indices]
+            colours = [to_colour(region.pixels[tile.slices]) for region, tile, _ in chunk]
+            holes = [region.hole[tile.slices] for region, tile, _ in chunk]
+            fills = synthesize(colours, holes, [region.filled(tile) for region, tile, _ in chunk],
+                               device=self.device)
+            if self.refiner is not None:  # each window as the synthesis saw it
+                fills = self._run(colours, holes, fills)
+            for (region, tile, where), out in zip(chunk, fills, strict=True):
+                whole = Box(0, 0, region.box.height, region.box.width)
+                weight = feather(tile, whole, self.overlap)[where]
+                _, _, index = region.positions(tile, where)
+                better = weight > taken[id(region)][index]
+                new[id(region)][index[better]] = out[where][better]
+                taken[id(region)][index[better]] = weight[better]
+        for region, _, _ in jobs:
+            region.values = new[id(region)]
 
     def _finish(self, region: _Region, output: np.ndarray, chroma: np.ndarray | None) -> None:
         """Grain and composite, one grain window at a time; only ``region.own`` is written."""
