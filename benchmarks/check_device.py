@@ -56,15 +56,19 @@ def main() -> None:
     images, masks = _photos()
     n = len(images)
 
-    reference = Inpainter(None, device="cpu", precision="fp32").repair(images, masks)
-    for precision in ("auto", "fp32"):
-        inpainter = Inpainter(None, device=args.device, precision=precision, batch_size=args.batch_size)
-        out, seconds = _timed(lambda inp=inpainter: inp.repair(images, masks))
-        diffs = [np.abs(a.astype(int) - b.astype(int)) for a, b in zip(out, reference, strict=True)]
-        outside = sum(int((a != img)[~m].sum()) for a, img, m in zip(out, images, masks, strict=True))
-        print(f"inpaint {args.device} {precision}: max diff vs CPU fp32 {max(int(d.max()) for d in diffs)} "
-              f"grey levels (mean {np.mean([d.mean() for d in diffs]):.4f}), pixels changed outside the "
-              f"mask {outside}, {seconds / n:.3f} s/photo")
+    # The network's fill should match the CPU's to a few grey levels; the realistic fill's patch
+    # choices can flip on tiny differences, so there only the outside of the mask must match.
+    for fill in ("smooth", "realistic"):
+        reference = Inpainter(None, device="cpu", precision="fp32", fill=fill).repair(images, masks)
+        for precision in ("auto", "fp32"):
+            inpainter = Inpainter(None, device=args.device, precision=precision, batch_size=args.batch_size,
+                                  fill=fill)
+            out, seconds = _timed(lambda inp=inpainter: inp.repair(images, masks))
+            diffs = [np.abs(a.astype(int) - b.astype(int)) for a, b in zip(out, reference, strict=True)]
+            outside = sum(int((a != img)[~m].sum()) for a, img, m in zip(out, images, masks, strict=True))
+            worst, mean = max(int(d.max()) for d in diffs), np.mean([d.mean() for d in diffs])
+            print(f"inpaint {fill} {args.device} {precision}: max diff vs CPU fp32 {worst} grey levels "
+                  f"(mean {mean:.4f}), pixels changed outside the mask {outside}, {seconds / n:.3f} s/photo")
 
     cpu_probs = Detector("preview", device="cpu", precision="fp32").probabilities(images)
     for precision in ("auto", "fp32"):
