@@ -62,6 +62,7 @@ class _Region:
     colour: np.ndarray | None = None  # float RGB with the coarse fill in; only where it ran
     flat: np.ndarray | None = None  # raster indices of the hole pixels within the region
     values: np.ndarray | None = None  # float RGB fill of each of those pixels
+    tiles: list[tuple[Box, int, np.ndarray | None]] | None = None  # the fine pass's (``_tiles``)
 
     def crop(self, tile: Box) -> np.ndarray:
         """Float RGB of ``tile`` (region coordinates), the coarse fill in where there is one."""
@@ -363,7 +364,8 @@ class Inpainter:
         the same sums in the same order as blending whole float regions, without holding them."""
         jobs: list[tuple[_Region, Box, int, np.ndarray | None]] = []
         for region in regions:
-            jobs += [(region, tile, overlap, writes) for tile, overlap, writes in self._tiles(region)]
+            region.tiles = self._tiles(region)  # kept: the realistic pass works in the same tiles
+            jobs += [(region, tile, overlap, writes) for tile, overlap, writes in region.tiles]
         parts: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(jobs)
         for chunk in _chunks([job[1] for job in jobs]):
             crops = [jobs[i][0].crop(jobs[i][1]) for i in chunk]
@@ -431,7 +433,7 @@ class Inpainter:
             if max(whole.height, whole.width) <= self.tile:
                 jobs.append((region, whole, region.hole))
                 continue
-            for tile, _, writes in self._tiles(region):
+            for tile, _, writes in region.tiles if region.tiles is not None else self._tiles(region):
                 where = _written(region, tile, writes) & _wider_than(region.hole, tile, EXEMPLAR_MIN_DEPTH)
                 if where.any():
                     jobs.append((region, tile, where))
@@ -480,6 +482,8 @@ class Inpainter:
         self._paste_spots(regions)
         if self.fill_style == "realistic":
             self._exemplar_pass(regions)
+        for region in regions:
+            region.tiles = None  # their masks can be full-size: not kept through grain and composite
         outputs = [img.copy() for img in images]
         chroma = {i: chroma_range(images[i], masks[i].astype(bool, copy=False))
                   for i in {r.image for r in regions}}
