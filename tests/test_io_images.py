@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import struct
@@ -37,7 +38,10 @@ def noise(rng: np.random.Generator, channels: int, dtype=np.uint8) -> np.ndarray
     return rng.integers(0, top, size=(H, W, channels), dtype=dtype)
 
 
+@functools.cache
 def srgb_icc() -> bytes:
+    """One sRGB profile for the whole run: a new one carries the clock's second in its header,
+    so two made a second apart differ (this made a test fail now and then)."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
