@@ -423,7 +423,8 @@ class Inpainter:
         the fill of the tile that holds it farthest from its edge. Time and memory then follow
         the damage, not the frame: as one window, a 24 MP scan's took a minute and 6 GB. There,
         hairlines (holes at most ``EXEMPLAR_MIN_DEPTH`` px from known pixels) keep the network's
-        fill: on that scan both fills measured the same, and the patches cost twice the repair.
+        fill: on that scan both fills measured the same there, and patches for them took the
+        run from 25 to 36 s.
         """
         jobs: list[tuple[_Region, Box, np.ndarray]] = []
         for region in regions:

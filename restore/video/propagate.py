@@ -115,22 +115,22 @@ class FrameSlot:
     hole: np.ndarray  # bool H x W, what to repair (grows while cues come in)
     grey: np.ndarray | None = None  # low-resolution grey with the holes pre-filled, for flow
     raw_grey: np.ndarray | None = None  # low-resolution grey as decoded, for the overlay cue
-    full_grey: np.ndarray | None = None  # full-resolution grey as decoded, for the speck and scratch cues
     out: np.ndarray | None = None  # the repaired frame once propagation ran
     pending: np.ndarray | None = None  # pixels of ``out`` not known yet (waiting for the generator)
     final: bool = False  # hole complete: no cue will add to it any more
     _hole_low: np.ndarray | None = field(default=None, repr=False)
     _blocked: np.ndarray | None = field(default=None, repr=False)
+    _grey_full: np.ndarray | None = field(default=None, repr=False)
 
     def set_final(self) -> None:
         self.final = True
         self._hole_low = self._blocked = None
 
     def grey_full(self) -> np.ndarray:
-        """Full-resolution grey of the decoded frame (computed once)."""
-        if self.full_grey is None:
-            self.full_grey = to_grey(self.pixels)
-        return self.full_grey
+        """Full-resolution grey of the decoded frame (computed once: flow, specks, scratches)."""
+        if self._grey_full is None:
+            self._grey_full = to_grey(self.pixels)
+        return self._grey_full
 
     def blocked(self) -> np.ndarray:
         """Hole grown by one pixel: a bilinear sample touching it would mix in damage."""
@@ -168,7 +168,7 @@ class Propagator:
 
     def prepare(self, slot: FrameSlot) -> None:
         """Low-resolution greys of a new frame: as decoded, and with its current holes pre-filled."""
-        grey = slot.full_grey = to_grey(slot.pixels)
+        grey = slot.grey_full()
         small = cv2.resize(grey, self.low, interpolation=cv2.INTER_AREA) if self.scale < 1 else grey
         slot.raw_grey = small
         slot.grey = self._prefill(small, self.hole_low(slot, cache=False))
