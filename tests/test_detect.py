@@ -30,6 +30,7 @@ from restore.detect.train import (
     calibrate_coarse_thresholds,
     calibrate_thresholds,
     crop_around,
+    detection_loss,
     make_damage_batch,
     mine_false_alarms,
     sample_batch,
@@ -619,3 +620,19 @@ def test_axis_share_applies_to_a_training_run_only(tmp_path, photo, monkeypatch)
     assert code == 0 and seen and set(seen) == {0.7}
     assert synth.AXIS_SHARE == 0.0  # the exam's draws are untouched afterwards
     assert _run("train", str(data), "--axis-share", "0.5", "--out", str(tmp_path / "g.pt"))[0] == 2
+
+
+def test_the_ignore_band_forgives_a_line_drawn_wider_but_not_a_miss_or_a_far_alarm():
+    target = torch.zeros(1, 1, 32, 32)
+    target[..., 16] = 1  # a 1 px upright line
+    confident = torch.full_like(target, -8.0)
+    confident[..., 16] = 8.0
+    wider = confident.clone()
+    wider[..., 15:18] = 8.0  # flags a pixel either side of the line
+    far = confident.clone()
+    far[..., 4] = 8.0  # an alarm well away from it
+    missed = torch.full_like(target, -8.0)
+    assert detection_loss(wider, target) > detection_loss(confident, target) + 0.1  # charged without a band
+    assert detection_loss(wider, target, 2) == pytest.approx(detection_loss(confident, target, 2), abs=1e-4)
+    assert detection_loss(far, target, 2) > detection_loss(confident, target, 2) + 0.1
+    assert detection_loss(missed, target, 2) > detection_loss(confident, target, 2) + 0.1

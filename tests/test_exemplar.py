@@ -223,3 +223,16 @@ def test_a_refiner_corrects_the_exemplar_fill_and_nothing_else(tmp_path, tiny_mo
 def test_an_inpainting_model_is_refused_as_refiner(tiny_model):
     with pytest.raises(ValueError, match="not a refiner"):
         Inpainter(tiny_model, device="cpu", fill="realistic", refiner=tiny_model)
+
+
+def test_the_guide_is_loosened_only_deep_inside_wide_holes():
+    from restore.inpaint.exemplar import ExemplarSettings, deep_share
+
+    hole = np.zeros((96, 160), bool)
+    hole[20:24, 8:70] = True  # a 4 px scratch
+    hole[30:80, 90:140] = True  # a 50 px hole
+    share = deep_share(torch.from_numpy(~hole)[None, None], ExemplarSettings())[0, 0].numpy()
+    assert share[~hole].max() < 0.05  # known pixels are never "deep"
+    assert share[20:24, 8:70].max() == 0  # a scratch keeps the network's tight guide
+    assert share[40:70, 100:130].min() > 0.99  # the middle of a wide hole gets the loose one
+    assert share[30, 90:140].max() < share[55, 90:140].max()  # looser from the rim inwards

@@ -66,6 +66,9 @@ metrics, in the same format as a one-device run, so either resumes the other."""
               help="With --task detect: the share of training scratches drawn straight, level or upright, "
                    "as film scratches run (the shipped detector finds those about half as often as "
                    "slanted ones).")
+@click.option("--ignore-band", type=click.IntRange(0, 8), default=0, show_default=True,
+              help="With --task detect: clean pixels within N px of damage are left out of the loss, "
+                   "so a line's uncertain edge does not teach the detector to doubt the line.")
 @click.option("--lr", type=float, default=None,
               help="Learning rate [default: 5e-4 inpaint (the discriminator takes 0.4x), 2e-3 detect]; "
                    "on --resume it replaces the saved one, so a run can be annealed.")
@@ -120,7 +123,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   steps: int, minutes: float | None, batch_size: int | None, crop: int, device: str,
                   checkpoint_minutes: float, sample_every: int, log_every: int,
                   base_channels: int | None, blocks: int | None, tophat: int, channel_cues: bool,
-                  widths: str | None, axis_share: float, lr: float | None, d_warmup: int,
+                  widths: str | None, axis_share: float, ignore_band: int, lr: float | None, d_warmup: int,
                   prefill: bool | None, padding: str | None, perceptual_weight: float, adv_weight: float,
                   fm_weight: float, r1_weight: float,
                   hole_lowpass: int, hole_pixel_weight: float, hole_border: float, fake_patches: str,
@@ -162,11 +165,14 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         raise click.BadParameter("only for the inpainting GAN", param_hint="--exemplar-cache")
     if axis_share and task != "detect":
         raise click.BadParameter("only with --task detect", param_hint="--axis-share")
+    if ignore_band and task != "detect":
+        raise click.BadParameter("only with --task detect", param_hint="--ignore-band")
     if task == "detect":
         _train_detector(data, labels, out, work_dir, resume, init, steps, minutes, batch_size or 16, crop,
                         pick_device(device), checkpoint_minutes, sample_every, log_every, seed, quiet,
                         lr=lr or 2e-3, workers=workers, context=blocks, tophat=tophat,
-                        channel_cues=channel_cues, widths=_parse_widths(widths), axis_share=axis_share)
+                        channel_cues=channel_cues, widths=_parse_widths(widths), axis_share=axis_share,
+                        ignore_band=ignore_band)
         return
     batch_size = batch_size or 8
     dev = distributed.local_device(pick_device(device))  # cuda:LOCAL_RANK under torchrun
@@ -200,7 +206,7 @@ def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path |
                     device: object, checkpoint_minutes: float, sample_every: int, log_every: int,
                     seed: int, quiet: bool, lr: float, workers: int | None, context: int | None,
                     tophat: int, channel_cues: bool, widths: tuple[int, int, int] | None,
-                    axis_share: float = 0.0) -> None:
+                    axis_share: float = 0.0, ignore_band: int = 0) -> None:
     from restore.detect.model import DetectorConfig
     from restore.detect.train import DetectTrainConfig, train_detector
     from restore.detect.weights import resolve_detector_path
@@ -218,7 +224,7 @@ def _train_detector(data: Path, labels: Path | None, out: Path, work_dir: Path |
         data=data, out=out, work_dir=work_dir, labels=labels,
         resume=resume, init=init_path, steps=steps, minutes=minutes, batch_size=batch_size, crop=crop,
         device=str(device), seed=seed, checkpoint_minutes=checkpoint_minutes, sample_every=sample_every,
-        log_every=log_every, lr=lr, workers=workers, axis_share=axis_share,
+        log_every=log_every, lr=lr, workers=workers, axis_share=axis_share, ignore_band=ignore_band,
         detector=DetectorConfig(context=context or 0, tophat=tophat, channel_cues=channel_cues,
                                 **({"widths": widths} if widths else {})),
     )

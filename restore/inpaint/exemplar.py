@@ -11,10 +11,13 @@ Zhang et al., "Inpainting at modern camera resolution by guided PatchMatch", ECC
 * finer levels: the estimate is voted from the upsampled nearest-neighbour field, i.e. from
   real full-resolution pixels, never from the network's blur, so texture cannot go flat; the
   distance is SSD(estimate, source) + lambda * SSD(blurred guide, blurred source) plus a
-  penalty on sources whose texture energy is far below that around the hole;
+  penalty on sources whose texture energy is far below that around the hole; the guide is
+  blurred 1.5 px beside known pixels and 4 px deep inside wide holes (``deep_share``), where
+  the network's fill is a smear whose layout only should lead;
 * last, the network corrects rather than invents: half of its low frequencies (a 3 px blur of
-  guide minus fill) are put back, which recovered PSNR/SSIM in thin holes at little cost in
-  ST-LPIPS (docs/experiments.md, "exemplar stage").
+  guide minus fill) are put back near known pixels, which recovered PSNR/SSIM in thin holes at
+  little cost in ST-LPIPS (docs/experiments.md, "exemplar stage"), but not deep inside wide
+  holes, where it put the smear back (experiments.md, "the guide by depth").
 
 Measured on val (12 photos) against copying each match's centre pixel, the plain mean vote at
 the end scored better on PSNR, SSIM and ST-LPIPS, and better than votes weighted by how well
@@ -37,6 +40,7 @@ import torch
 from torch.nn import functional as F
 
 FILLS = ("smooth", "realistic")  # the network's fill as is; exemplar-led (this module)
+UNMATCHED = -(1 << 20)  # a match field's value where no target is: far outside any window
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,9 @@ class ExemplarSettings:
     radius: int = 2  # patches are (2r + 1)^2, sampled every other pixel when matching
     guide_weight: float = 1.0  # lambda: blurred-guide SSD per patch sample
     guide_sigma: float = 1.5  # blur (pixels, at each level) that makes the guide low-frequency
+    wide_sigma: float = 4.0  # > 0: deep in a hole, where its fill is a smear, the guide is blurred this much
+    depth_sigma: float = 3.0  # "deep": few known pixels within about this many pixels (at each level)
+    depth_known: float = 0.3  # the narrow blur holds where this share of that neighbourhood is known
     texture_weight: float = 16.0  # penalty on sources flatter than the hole's surroundings
     texture_keep: float = 0.7  # sources with at least this share of the expected energy go free
     coarsest: int = 3  # stop halving once the deepest hole pixel is this close to known ones
@@ -57,6 +64,7 @@ class ExemplarSettings:
     final_sigma: float | None = None  # last vote: None a plain mean, 0 the match's centre, > 0 Gaussian
     correct: float = 0.5  # share of the guide's low frequencies put back into the exemplar fill
     correct_sigma: float = 3.0  # what counts as low frequency there, in pixels
+    correct_deep: float = 0.0  # share of that correction kept deep inside wide holes (``deep_share``)
     seed: int = 0
 
 
@@ -101,6 +109,18 @@ def _texture(image: torch.Tensor, known: torch.Tensor) -> tuple[torch.Tensor, to
     return energy, expected
 
 
+def deep_share(known: torch.Tensor, s: ExemplarSettings) -> torch.Tensor:
+    """How deep in a hole each pixel is, 0 to 1: 0 where at least ``s.depth_known`` of the pixels
+    within about ``s.depth_sigma`` are known (a scratch, a hole's rim), 1 where none are.
+
+    Why: the network's fill is good beside known pixels and a smear deep in a wide hole, so its
+    blurred guide should pin the layout there only loosely (a 3-5 px blur for every pixel helped
+    wide holes and hurt thin ones, docs/experiments.md, "the guide by depth").
+    """
+    near = _gauss(known.float(), s.depth_sigma)
+    return (1 - near / s.depth_known).clamp(0, 1)
+
+
 class _Level:
     """One pyramid level of a batch of same-shape windows, flattened for gathers."""
 
@@ -117,13 +137,17 @@ class _Level:
         self.image = torch.where(known, image, guide)
         self.guide = torch.where(known, image, guide)
         self.flat_image = self._flat(self.image)
-        blur_guide = _gauss(self.guide, s.guide_sigma)
-        blur_image = _known_blur(image, known, s.guide_sigma)
         energy, expected = _texture(image, known)
         scale = float(len(_offsets(r, 2)))
-        self.src_extra = torch.cat([blur_image * (s.guide_weight * scale) ** 0.5, energy], 1)
         weight = (s.guide_weight * scale) ** 0.5
-        self.tgt_extra = torch.cat([blur_guide * weight, expected * s.texture_keep], 1)
+        sigmas = [s.guide_sigma] + ([s.wide_sigma] if s.wide_sigma > 0 else [])
+        blur_guides = [_gauss(self.guide, sigma) * weight for sigma in sigmas]
+        blur_images = [_known_blur(image, known, sigma) * weight for sigma in sigmas]
+        self.src_extra = torch.cat([*blur_images, energy], 1)
+        self.tgt_extra = torch.cat([*blur_guides, expected * s.texture_keep], 1)
+        self.guide_channels = 3 * len(sigmas)
+        if len(sigmas) > 1:  # the share of the wide blur's term, per target
+            self.tgt_extra = torch.cat([self.tgt_extra, deep_share(known, s)], 1)
         self.texture_weight = s.texture_weight * scale * 3
         tb, _, ty, tx = torch.nonzero(self.target, as_tuple=True)
         self.tb, self.ty, self.tx = tb, ty, tx
@@ -206,15 +230,22 @@ class _Synth:
         return estimate_flat.index_select(0, index).view(len(lv.t_base), len(offs), -1)  # N x K x C
 
     def _cost(self, lv: _Level, patches: torch.Tensor, offs: torch.Tensor, b: torch.Tensor,
-              y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+              y: torch.Tensor, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Cost of copying source (``y``, ``x``) into each target (or into targets ``rows`` only,
+        whose ``patches`` and ``b`` are then already those rows')."""
+        tgt_extra = lv.tgt_extra_t if rows is None else lv.tgt_extra_t.index_select(0, rows)
         ok = lv.valid(b, y, x)
         yc, xc = y.clamp(0, lv.h - 1), x.clamp(0, lv.w - 1)
         base = lv._base(b, yc, xc)
         src = lv.flat_image.index_select(0, (base[:, None] + offs[None, :]).view(-1)).view(patches.shape)
         cost = (patches - src).square().sum((1, 2))
         extra = lv.src_extra_flat.index_select(0, (b * lv.h + yc) * lv.w + xc)
-        guide = (lv.tgt_extra_t[:, :3] - extra[:, :3]).square().sum(1)
-        flat = (lv.tgt_extra_t[:, 3] - extra[:, 3]).clamp(min=0).square() * lv.texture_weight
+        g = lv.guide_channels
+        diff = (tgt_extra[:, :g] - extra[:, :g]).square()
+        guide = diff.sum(1)
+        if g > 3:  # deep targets compare the wide blurs instead of the narrow ones
+            guide = torch.lerp(diff[:, :3].sum(1), diff[:, 3:6].sum(1), tgt_extra[:, 7])
+        flat = (tgt_extra[:, g] - extra[:, g]).clamp(min=0).square() * lv.texture_weight
         cost = cost + guide + flat
         return torch.where(ok, cost, torch.full_like(cost, float("inf")))
 
@@ -234,13 +265,19 @@ class _Synth:
             sy, sx, sb = lv.sy[s_idx], lv.sx[s_idx], lv.sb[s_idx]
             src = lv.flat_image[lv._base(sb, sy, sx)[:, None] + offs[None, :]].flatten(1)
             extra = lv.src_extra_flat[(sb * lv.h + sy) * lv.w + sx]
+            g = lv.guide_channels
             src = torch.cat([src, extra[:, :3]], 1)
-            src_energy = extra[:, 3]
+            src_energy = extra[:, g]
             for start in range(0, len(t_idx), 2048):
                 chunk = t_idx[start : start + 2048]
-                tgt = torch.cat([patches[chunk].flatten(1), lv.tgt_extra_t[chunk, :3]], 1)
+                tgt_extra = lv.tgt_extra_t[chunk]
+                tgt = torch.cat([patches[chunk].flatten(1), tgt_extra[:, :3]], 1)
                 dist = torch.cdist(tgt, src).square()
-                dist = dist + (lv.tgt_extra_t[chunk, 3:4] - src_energy[None, :]).clamp(min=0).square() \
+                if g > 3:  # deep targets compare the wide blurs instead of the narrow ones
+                    narrow = torch.cdist(tgt_extra[:, :3], extra[:, :3]).square()
+                    wide = torch.cdist(tgt_extra[:, 3:6], extra[:, 3:6]).square()
+                    dist = dist + tgt_extra[:, 7:8] * (wide - narrow)
+                dist = dist + (tgt_extra[:, g : g + 1] - src_energy[None, :]).clamp(min=0).square() \
                     * lv.texture_weight
                 best = dist.argmin(1)
                 ny[chunk], nx[chunk] = sy[best], sx[best]
@@ -256,14 +293,22 @@ class _Synth:
         patches = self._target_patches(lv, estimate_flat, offs)
         tb, ty, tx = lv.tb, lv.ty, lv.tx
         best = self._cost(lv, patches, offs, tb, ny, nx)
-        field_y = torch.full((lv.b, lv.h, lv.w), -(1 << 20), dtype=torch.long, device=self.device)
+        field_y = torch.full((lv.b, lv.h, lv.w), UNMATCHED, dtype=torch.long, device=self.device)
         field_x = field_y.clone()
 
+        ny, nx = ny.clone(), nx.clone()
+
         def consider(cy: torch.Tensor, cx: torch.Tensor) -> None:
-            nonlocal ny, nx, best
-            cost = self._cost(lv, patches, offs, tb, cy, cx)
-            better = cost < best
-            ny, nx, best = torch.where(better, cy, ny), torch.where(better, cx, nx), torch.minimum(cost, best)
+            # Only candidates that differ from the current match and come from a matched
+            # neighbour are costed: in a coherent field most propagated ones are the match itself.
+            rows = torch.nonzero(((cy != ny) | (cx != nx)) & (cy > UNMATCHED // 2)).squeeze(1)
+            if not len(rows):
+                return
+            cy, cx = cy.index_select(0, rows), cx.index_select(0, rows)
+            cost = self._cost(lv, patches.index_select(0, rows), offs, tb.index_select(0, rows), cy, cx, rows)
+            better = cost < best.index_select(0, rows)
+            win = rows[better]
+            ny[win], nx[win], best[win] = cy[better], cx[better], cost[better]
 
         for step in steps:
             field_y[tb, ty, tx], field_x[tb, ty, tx] = ny, nx
@@ -337,12 +382,15 @@ class _Synth:
         assert prev is not None and ny is not None and nx is not None
         out = self._vote(prev, ny, nx, s.final_sigma)
         if s.correct > 0:  # the network corrects: its low frequencies, the exemplar's texture
-            out = out + s.correct * _gauss(torch.where(hole, guide - out, 0.0), s.correct_sigma)
+            weight = s.correct
+            if s.correct_deep != 1.0:
+                weight = s.correct * (1 - (1 - s.correct_deep) * deep_share(known, s))
+            out = out + weight * _gauss(torch.where(hole, guide - out, 0.0), s.correct_sigma)
         return out
 
     def _upsample(self, coarse: _Level, fine: _Level, ny: torch.Tensor, nx: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-        field_y = torch.full((coarse.b, coarse.h, coarse.w), -(1 << 20), dtype=torch.long, device=self.device)
+        field_y = torch.full((coarse.b, coarse.h, coarse.w), UNMATCHED, dtype=torch.long, device=self.device)
         field_x = field_y.clone()
         field_y[coarse.tb, coarse.ty, coarse.tx], field_x[coarse.tb, coarse.ty, coarse.tx] = ny, nx
         cy, cx = (fine.ty // 2).clamp(max=coarse.h - 1), (fine.tx // 2).clamp(max=coarse.w - 1)
