@@ -632,7 +632,11 @@ def test_the_ignore_band_forgives_a_line_drawn_wider_but_not_a_miss_or_a_far_ala
     far = confident.clone()
     far[..., 4] = 8.0  # an alarm well away from it
     missed = torch.full_like(target, -8.0)
-    assert detection_loss(wider, target) > detection_loss(confident, target) + 0.1  # charged without a band
-    assert detection_loss(wider, target, 2) == pytest.approx(detection_loss(confident, target, 2), abs=1e-4)
-    assert detection_loss(far, target, 2) > detection_loss(confident, target, 2) + 0.1
-    assert detection_loss(missed, target, 2) > detection_loss(confident, target, 2) + 0.1
+
+    def loss(logits: torch.Tensor, band: int = 0) -> float:
+        return detection_loss(logits, target, band).item()
+
+    assert loss(wider) > loss(confident) + 0.1  # charged without a band
+    assert loss(wider, 2) == pytest.approx(loss(confident, 2), abs=1e-4)
+    assert loss(far, 2) > loss(confident, 2) + 0.1
+    assert loss(missed, 2) > loss(confident, 2) + 0.1
