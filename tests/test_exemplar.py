@@ -236,3 +236,19 @@ def test_the_guide_is_loosened_only_deep_inside_wide_holes():
     assert share[20:24, 8:70].max() == 0  # a scratch keeps the network's tight guide
     assert share[40:70, 100:130].min() > 0.99  # the middle of a wide hole gets the loose one
     assert share[30, 90:140].max() < share[55, 90:140].max()  # looser from the rim inwards
+
+
+def test_the_depth_rule_leaves_a_scratch_alone_and_changes_a_wide_fill():
+    """The synthesis uses the rule: a 4 px scratch's fill is what it was with one narrow blur
+    and the full correction everywhere, a wide hole's is not."""
+    from restore.inpaint.exemplar import ExemplarSettings
+
+    image = _stripes(96, 160)
+    flat = ExemplarSettings(wide_sigma=0.0, correct_deep=1.0)
+    for hole, same in ((np.zeros((96, 160), bool), True), (_hole(96, 160, 24, 60, 44), False)):
+        if same:
+            hole[40:44, 20:140] = True
+        guide = _smooth_fill(image, hole)
+        by_depth = synthesize([image], [hole], [guide])[0]
+        plain = synthesize([image], [hole], [guide], flat)[0]
+        assert np.array_equal(by_depth, plain) == same
