@@ -308,14 +308,18 @@ def run_scan(method: str, args: argparse.Namespace, data: Path) -> dict[str, Any
     sources = sorted(in_dir.iterdir())
     result: dict[str, Any] = {"case": "d", "method": method, "times_s": [], "peak_rss_runs_mb": []}
     for _ in range(args.repeats):
-        if method == "restore":
-            command = [sys.executable, "-m", "restore", "images", str(in_dir), str(out_dir), "--masks",
-                       str(mask_dir), "--overwrite", "--quiet", "--model", args.model, "--device",
-                       args.device, "--batch-size", str(args.batch_size)]
+        if method in ("restore", "detect"):
+            command = [sys.executable, "-m", "restore", "images", str(in_dir), str(out_dir), "--overwrite",
+                       "--quiet", "--model", args.model, "--device", args.device, "--batch-size",
+                       str(args.batch_size)]
+            if method == "restore":  # "detect": the masks come from the shipped detector
+                command += ["--masks", str(mask_dir)]
             if args.grain is not None:
                 command += ["--grain", str(args.grain)]
             if args.fill is not None:
                 command += ["--fill", args.fill]
+            if args.classical_thin is not None:
+                command += ["--classical-thin", str(args.classical_thin)]
             wall, peak, trace = measured_run(command)
             result["peak_rss_runs_mb"].append(peak)
             # Median RSS over each quarter of the run: flat if a folder's memory does not grow.
@@ -406,6 +410,8 @@ def run_worker(case: str, method: str, args: argparse.Namespace) -> dict[str, An
 
         grain = GRAIN_STRENGTH if args.grain is None else args.grain
         chosen = {"fill": args.fill} if args.fill else {}
+        if args.classical_thin is not None:
+            chosen["classical_depth"] = args.classical_thin
         inpainter = Inpainter(args.model, device=args.device, batch_size=args.batch_size, grain=grain,
                               **chosen)
         result.update(torch_info(inpainter.device))
@@ -481,6 +487,8 @@ def spawn(case: str, method: str, args: argparse.Namespace, data: Path, model: P
         command += ["--grain", str(args.grain)]
     if args.fill is not None:
         command += ["--fill", args.fill]
+    if args.classical_thin is not None:
+        command += ["--classical-thin", str(args.classical_thin)]
     print(f"[bench] {case} {method} (x{repeats}) ...", file=sys.stderr, end=" ", flush=True)
     start = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True)
@@ -535,6 +543,13 @@ def table(info: dict[str, dict], results: dict[tuple[str, str], dict[str, Any]])
         runs = len(ours.get("times_s", telea.get("times_s", [])))
         lines.append(f"| {case} | {info[case]['input']} | {info[case]['damage']} | {runs} | {seconds(a)} "
                      f"| {seconds(b)} | {ratio} | {megabytes(ours)} | {megabytes(telea)} |")
+        if case == "d" and ("d", "detect") in results:
+            auto = results[("d", "detect")]
+            a = auto.get("median_s")
+            ratio = f"{a / b:.1f}x" if a is not None and b else "-"
+            lines.append(f"| d, no masks | the same, masks from the shipped detector | - | "
+                         f"{len(auto.get('times_s', []))} | {seconds(a)} | {seconds(b)} | {ratio} "
+                         f"| {megabytes(auto)} | - |")
     ours, telea = results[("baseline", "restore")], results[("baseline", "telea")]
     lines.append(f"| ref | imports only (restore: +torch) | - | - | - | - | - | {megabytes(ours)} "
                  f"| {megabytes(telea)} |")
@@ -573,6 +588,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--grain", type=float, default=None, help="restore's --grain (default: its own)")
     parser.add_argument("--fill", choices=["smooth", "realistic"], default=None,
                         help="restore's --fill (default: its own)")
+    parser.add_argument("--classical-thin", type=float, default=None,
+                        help="restore's --classical-thin (default: its own)")
+    parser.add_argument("--detect", action="store_true",
+                        help="case d: also time restore with no masks (the shipped detector finds them)")
     parser.add_argument("--cases", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs for cases a, c and d (median)")
     parser.add_argument("--scan-size", default="6000x4000",
@@ -620,7 +639,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results: dict[tuple[str, str], dict[str, Any]] = {}
         plan = [("baseline", 1)] + [(c, args.repeats_large if c == "b" else args.repeats) for c in cases]
         for case, repeats in plan:
-            for method in METHODS:
+            for method in METHODS + (("detect",) if case == "d" and args.detect else ()):
                 results[(case, method)] = spawn(case, method, args, data, private_model, repeats)
                 if args.json:  # after every worker: a long run that gets killed keeps what it measured
                     save_json(args.json, args, model, model_note, info, results)
@@ -646,7 +665,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print("Case d, damaged pixels only, against the clean scan (8-bit scale): " + "; ".join(
             f"{m} PSNR {results[('d', m)]['hole_psnr']:.2f} dB, SSIM {results[('d', m)]['hole_ssim']:.4f}"
-            for m in METHODS if "hole_psnr" in results[("d", m)]))
+            for m in (*METHODS, "detect") if "hole_psnr" in results.get(("d", m), {})))
         if info["d"]["count"] > 1:
             print("Case d throughput: " + "; ".join(
                 f"{m} {results[('d', m)]['images_per_s']:.3f} scans/s" for m in METHODS

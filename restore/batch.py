@@ -312,7 +312,8 @@ def restore_images(
         if detector is not None:
             _find_damage(chunk, detector, found_dilate)
         todo = [c for c in chunk if c.mask.any() or not same_format]  # type: ignore[union-attr]
-        repaired = inpainter.repair([c.picture.pixels for c in todo], [c.mask for c in todo])
+        repaired = inpainter.repair([c.picture.pixels for c in todo], [c.mask for c in todo],
+                                    [given_dilate if c.job.mask is not None else found_dilate for c in todo])
         by_id = {id(c): r for c, r in zip(todo, repaired, strict=True)}
         return [by_id.get(id(c)) for c in chunk]
 

@@ -45,3 +45,22 @@ def photo() -> np.ndarray:
 
     bgr = cv2.imread(str(EXAMPLES / "originals" / "lanterns.jpg"))
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture()
+def spy_windows():
+    """``spy_windows(inpainter)`` returns a list that then logs the (height, width) of every
+    window the inpainter's network is given (the generator itself, after any mirroring)."""
+
+    def attach(inpainter) -> list[tuple[int, int]]:
+        calls: list[tuple[int, int]] = []
+        original = inpainter._run
+
+        def spy(crops, holes, *rest):
+            calls.extend(c.shape[:2] for c in crops)
+            return original(crops, holes, *rest)
+
+        inpainter._run = spy
+        return calls
+
+    return attach

@@ -14,19 +14,6 @@ def inpainter(tiny_model):
 
 
 
-def _record_window_shapes(inpainter) -> list[tuple[int, int]]:
-    """Make ``inpainter`` log the (height, width) of every window it runs the model on."""
-    calls: list[tuple[int, int]] = []
-    original_fill = inpainter.fill
-
-    def spy(crops, holes, *borders):
-        calls.extend(c.shape[:2] for c in crops)
-        return original_fill(crops, holes, *borders)
-
-    inpainter.fill = spy
-    return calls
-
-
 def _mask(shape, seed=0):
     rng = np.random.default_rng(seed)
     mask = np.zeros(shape, bool)
@@ -83,14 +70,14 @@ def test_mask_of_the_wrong_size_is_an_error(inpainter, photo):
 
 
 
-def test_thin_damage_gets_small_tiles_and_wide_damage_full_ones(tiny_model, photo):
+def test_thin_damage_gets_small_tiles_and_wide_damage_full_ones(tiny_model, photo, spy_windows):
     import cv2
 
     inpainter = Inpainter(tiny_model, device="cpu", tile=512)
     image = cv2.resize(photo, (1400, 1000))
     scratch = np.zeros((1000, 1400), np.uint8)
     cv2.line(scratch, (50, 0), (1300, 999), 1, 3)
-    calls = _record_window_shapes(inpainter)
+    calls = spy_windows(inpainter)
     (out,) = inpainter.repair([image], [scratch > 0])
     assert calls and max(max(c) for c in calls) < 512  # small tiles along the scratch
     assert sum(h * w for h, w in calls) < 0.5 * 1400 * 1000
@@ -102,16 +89,16 @@ def test_thin_damage_gets_small_tiles_and_wide_damage_full_ones(tiny_model, phot
     assert max(max(c) for c in calls) == 512
 
 
-def test_a_blot_on_a_hairline_does_not_give_the_whole_hairline_large_tiles(tiny_model, photo):
+def test_a_blot_on_a_hairline_does_not_give_the_whole_hairline_large_tiles(tiny_model, photo, spy_windows):
     """Tile sides follow the hole's local width: the blot gets a larger tile, the rest of the
     scratch keeps tiles sized for a hairline, and every hole pixel is still filled."""
     import cv2
 
-    inpainter = Inpainter(tiny_model, device="cpu", tile=512)
+    inpainter = Inpainter(tiny_model, device="cpu", tile=512, classical_depth=0)  # the network's tiles
     image = cv2.resize(photo, (1400, 1000))
     scratch = np.zeros((1000, 1400), np.uint8)
     cv2.line(scratch, (0, 500), (1399, 500), 1, 3)
-    calls = _record_window_shapes(inpainter)
+    calls = spy_windows(inpainter)
     inpainter.repair([image], [scratch > 0])
     thin = sorted(calls)
     calls.clear()
@@ -238,14 +225,14 @@ def _dust(shape, count, seed=0):
     return mask > 0
 
 
-def test_scattered_dust_is_filled_in_small_windows_and_nothing_else_changes(tiny_model, photo):
+def test_scattered_dust_is_filled_in_small_windows_and_nothing_else_changes(tiny_model, photo, spy_windows):
     import cv2
 
-    inpainter = Inpainter(tiny_model, device="cpu", tile=512)
+    inpainter = Inpainter(tiny_model, device="cpu", tile=512, classical_depth=0)  # the network's windows
     image = cv2.resize(photo, (1500, 1000))
     mask = _dust(image.shape[:2], 150)
     mask[600:603, 100:1400] = True  # and one long hairline
-    calls = _record_window_shapes(inpainter)
+    calls = spy_windows(inpainter)
     (out,) = inpainter.repair([image], [mask])
     assert np.array_equal(out[~mask], image[~mask])
     assert (np.abs(out.astype(int) - image)[mask].max(axis=-1) > 0).mean() > 0.9  # the holes were filled

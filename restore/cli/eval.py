@@ -39,7 +39,8 @@ def _names(value: str) -> tuple[str, ...]:
 def eval_command(data_dir: Path, task: str, types: str, classes: str, size: int, baselines: str,
                  out_dir: Path, seed: int,
                  limit: int | None, model: str | None, device: str, precision: str, batch_size: int,
-                 tile: int, grain: float, fill: str, refiner: str, detector: str | None, sensitivity: float,
+                 tile: int, grain: float, fill: str, refiner: str, classical_thin: float,
+                 detector: str | None, sensitivity: float,
                  detector_views: int | None) -> None:
     """Score the model against classical fills on DATA_DIR, a folder of undamaged photos.
 
@@ -76,7 +77,8 @@ def eval_command(data_dir: Path, task: str, types: str, classes: str, size: int,
             Console(width=max(100, Console().width)).print(format_detect_table(report))
             click.echo(f"results: {out_dir / 'results.json'}")
             return
-        inpainter = make_inpainter(model, device, precision, batch_size, tile, grain, fill, refiner)
+        inpainter = make_inpainter(model, device, precision, batch_size, tile, grain, fill, refiner,
+                                   classical_thin)
         with bar:
             report = evaluate(data_dir, inpainter, classes=_names(classes), size=size,
                               baselines=_names(baselines), seed=seed, out_dir=out_dir, limit=limit,

@@ -42,7 +42,7 @@ def images_command(source: str, out_dir: Path, masks: Path | None, dilate: int |
                    report: Path | None,
                    save_masks: Path | None, compare: Path | None, model: str | None, device: str,
                    precision: str, batch_size: int, tile: int, grain: float, fill: str, refiner: str,
-                   detector: str | None,
+                   classical_thin: float, detector: str | None,
                    sensitivity: float, detector_views: int | None, quiet: bool) -> None:
     """Repair the damaged areas of every photo in IN (file, folder or glob) into folder OUT.
 
@@ -58,7 +58,8 @@ def images_command(source: str, out_dir: Path, masks: Path | None, dilate: int |
     options = ImagesOptions(masks=masks, dilate=dilate, output_format=output_format,
                             jpeg_quality=jpeg_quality, overwrite=overwrite, shard=shard, report=report,
                             save_masks=save_masks, compare=compare, batch_size=batch_size)
-    inpainter = make_inpainter(model, device, precision, batch_size, tile, grain, fill, refiner)
+    inpainter = make_inpainter(model, device, precision, batch_size, tile, grain, fill, refiner,
+                               classical_thin)
     found = None if masks is not None else make_detector(detector, device, sensitivity, batch_size,
                                                          detector_views)
     try:

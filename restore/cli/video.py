@@ -123,7 +123,8 @@ def video_command(sources: tuple[str, ...], output: Path | None, mask: Path | No
                   dilate: int | None, save_masks: Path | None, to: str | None, codec: str | None, crf: int,
                   fps_text: str | None, radius: int, cues: str, per_frame: bool, overwrite: bool,
                   shard: str | None, report: Path | None, model: str | None, device: str, precision: str,
-                  batch_size: int, tile: int, grain: float, fill: str, refiner: str, detector: str | None,
+                  batch_size: int, tile: int, grain: float, fill: str, refiner: str,
+                  classical_thin: float, detector: str | None,
                   sensitivity: float, detector_views: int | None, quiet: bool) -> None:
     """Repair damaged video: clips, folders of clips, or folders of numbered frames (IN...).
 
@@ -151,7 +152,8 @@ def video_command(sources: tuple[str, ...], output: Path | None, mask: Path | No
         repair=RepairOptions(radius=radius, batch_size=batch_size, dilate=dilate, cues=chosen,
                              temporal=not per_frame),
     )
-    inpainter = make_inpainter(model, device, precision, batch_size, tile, grain, fill, refiner)
+    inpainter = make_inpainter(model, device, precision, batch_size, tile, grain, fill, refiner,
+                               classical_thin)
     found = None
     if mask is None and masks is None:
         found = make_detector(detector, device, sensitivity, batch_size, detector_views)

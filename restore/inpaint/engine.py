@@ -44,6 +44,11 @@ THIN_CONTEXT = 16  # px of context, at least, around thin damage in small tiles 
 THIN_CONTEXT_PER_DEPTH = 6  # ... and this many times the hole's local depth (at most min_context)
 LOCAL_REACH = 4  # px: a hole pixel's tile side comes from the hole's width this close to it
 EXEMPLAR_MIN_DEPTH = 2.5  # px: in regions over one tile, thinner holes keep the network's fill
+CLASSICAL_DEPTH = 3.0  # px: holes at most this deep (local depth) get a classical fill, no network
+CLASSICAL_RADIUS = 5  # the classical fill's neighbourhood, px
+CLASSICAL_METHOD = cv2.INPAINT_NS
+CLASSICAL_CORE = 256  # classical fills are cut in cores of this side ...
+CLASSICAL_MARGIN = 16  # ... with this much context around each
 
 
 @dataclass
@@ -59,10 +64,12 @@ class _Region:
     own: np.ndarray  # the pixels this region writes; a spot's window also holds others' holes
     fine_hole: np.ndarray  # the part of ``hole`` the full-resolution pass fills
     spot: bool = False
+    thin: float = 0.0  # holes at most this deep here get the classical fill (0: none do)
     colour: np.ndarray | None = None  # float RGB with the coarse fill in; only where it ran
     flat: np.ndarray | None = None  # raster indices of the hole pixels within the region
     values: np.ndarray | None = None  # float RGB fill of each of those pixels
     tiles: list[tuple[Box, int, np.ndarray | None]] | None = None  # the fine pass's (``_tiles``)
+    classical: np.ndarray | None = None  # hole pixels filled classically, not by the network
 
     def crop(self, tile: Box) -> np.ndarray:
         """Float RGB of ``tile`` (region coordinates), the coarse fill in where there is one."""
@@ -112,6 +119,20 @@ def _wider_than(hole: np.ndarray, tile: Box, depth: float) -> np.ndarray:
     cv2.dilate(local, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * LOCAL_REACH + 1,) * 2), dst=local)
     inner = (slice(tile.y0 - y0, tile.y1 - y0), slice(tile.x0 - x0, tile.x1 - x0))
     return part[inner] & (local[inner] > depth)
+
+
+def classical_fill(pixels: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """OpenCV's fill (``CLASSICAL_METHOD``) of ``hole`` in file pixels (any bit depth, 1-4
+    channels), as float RGB."""
+    source = (pixels[..., :1] if pixels.shape[-1] in (1, 2) else pixels[..., :3]).copy()
+    source[hole] = 0  # OpenCV's Telea read hole pixels at a crop's top and left edges
+    mask = hole.view(np.uint8) if hole.dtype == bool else hole.astype(np.uint8)
+    if source.dtype == np.uint8 and source.shape[-1] == 3:
+        out = cv2.inpaint(np.ascontiguousarray(source), mask, CLASSICAL_RADIUS, CLASSICAL_METHOD)
+    else:  # 16-bit and grey: OpenCV takes these one channel at a time
+        out = np.stack([cv2.inpaint(np.ascontiguousarray(source[..., c]), mask, CLASSICAL_RADIUS,
+                                    CLASSICAL_METHOD) for c in range(source.shape[-1])], axis=-1)
+    return to_colour(out)
 
 
 def _precision(device: torch.device, precision: str) -> torch.dtype:
@@ -174,7 +195,7 @@ class Inpainter:
                  precision: str = "auto", tile: int = 512, overlap: int = 64,
                  batch_size: int = 4, min_context: int = 48, border_pad: int = 16,
                  grain: float = GRAIN_STRENGTH, fill: str = "realistic",
-                 refiner: str | Path | None = "default") -> None:
+                 refiner: str | Path | None = "default", classical_depth: float | None = None) -> None:
         self.device = pick_device(device)
         self.dtype = _precision(self.device, precision)
         # channels-last: oneDNN's fast convolution layout on CPU (1.85x at 512² here), fine on GPU.
@@ -187,6 +208,7 @@ class Inpainter:
         self.min_context = min_context
         self.border_pad = border_pad
         self.grain = grain
+        self.classical_depth = CLASSICAL_DEPTH if classical_depth is None else classical_depth
         if fill not in FILLS:
             raise ValueError(f"unknown fill {fill!r}: use {' or '.join(FILLS)}")
         self.fill_style = fill  # "realistic": the exemplar stage redoes the texture (exemplar.py)
@@ -274,7 +296,7 @@ class Inpainter:
 
     # -- whole images --------------------------------------------------------------
 
-    def _regions(self, index: int, pixels: np.ndarray, hole: np.ndarray) -> list[_Region]:
+    def _regions(self, index: int, pixels: np.ndarray, hole: np.ndarray, thin: float) -> list[_Region]:
         spots, rest = plan_spots(hole)
         regions = []
         for box in plan_regions(rest, self.tile, self.min_context):
@@ -282,11 +304,15 @@ class Inpainter:
             own = rest[box.slices]
             if np.array_equal(own, region_hole):
                 own = region_hole
-            regions.append(_Region(index, box, hole.shape, pixels[box.slices], region_hole, own, region_hole))
+            regions.append(_Region(index, box, hole.shape, pixels[box.slices], region_hole, own, region_hole,
+                                   thin=thin))
         for spot in spots:
             window_hole = hole[spot.window.slices]
-            regions.append(_Region(index, spot.window, hole.shape, pixels[spot.window.slices], window_hole,
-                                   spot.own, window_hole, spot=True))
+            region = _Region(index, spot.window, hole.shape, pixels[spot.window.slices], window_hole,
+                             spot.own, window_hole, spot=True, thin=thin)
+            if thin > 0 and cv2.distanceTransform(spot.own.view(np.uint8), cv2.DIST_L2, 3).max() <= thin:
+                region.classical = window_hole
+            regions.append(region)
         return regions
 
     def _coarse_pass(self, regions: list[_Region]) -> None:
@@ -326,18 +352,27 @@ class Inpainter:
         """
         whole = Box(0, 0, region.box.height, region.box.width)
         if region.spot:
-            return [(whole, self.overlap, None)]
+            return [] if region.classical is not None else [(whole, self.overlap, None)]
         # Only the region's own holes need tiles; spots inside it are filled in their own windows.
         todo = region.fine_hole if region.own is region.hole else region.fine_hole & region.own
         if not todo.any():
             return []
-        full = split_tiles(whole, todo, self.tile, self.overlap)
         # Each hole pixel's local depth: the widest point of the hole within a few px of it
         # (worked in place: a region can be a whole scan, and this is its only float copy).
         local = cv2.distanceTransform(todo.view(np.uint8), cv2.DIST_L2, 3)
         cv2.dilate(local, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * LOCAL_REACH + 1,) * 2), dst=local)
         depth = np.minimum(local[todo], self.tile)  # no known pixel in the region: "infinitely" deep
         del local
+        if region.thin > 0:
+            thin = depth <= region.thin
+            if thin.any():
+                region.classical = np.zeros_like(todo)
+                region.classical[todo] = thin
+                todo = todo & ~region.classical
+                depth = depth[~thin]
+                if not todo.any():
+                    return []
+        full = split_tiles(whole, todo, self.tile, self.overlap)
         context = np.minimum(self.min_context, np.maximum(THIN_CONTEXT, THIN_CONTEXT_PER_DEPTH * depth))
         need = np.maximum(1, -(-(2 * (2 * depth + context)).astype(int) // 64))  # in 64-px steps
         sides = np.zeros(todo.shape, np.uint8)
@@ -395,6 +430,26 @@ class Inpainter:
             done = weight > 0
             values[done] = total[done] / np.maximum(weight[done], 1e-6)[:, None]
             region.values = values
+            if region.classical is not None:
+                self._classical(region)
+
+    def _classical(self, region: _Region) -> None:
+        """Classical fills of ``region.classical``, a core at a time with a margin of context
+        (every damaged pixel unknown to it), into ``region.values``."""
+        height, width = region.box.height, region.box.width
+        ys, xs = np.nonzero(region.classical)
+        for y in range(ys.min() // CLASSICAL_CORE * CLASSICAL_CORE, ys.max() + 1, CLASSICAL_CORE):
+            for x in range(xs.min() // CLASSICAL_CORE * CLASSICAL_CORE, xs.max() + 1, CLASSICAL_CORE):
+                core = Box(y, x, min(y + CLASSICAL_CORE, height), min(x + CLASSICAL_CORE, width))
+                where = region.classical[core.slices]
+                if not where.any():
+                    continue
+                cut = Box(max(0, y - CLASSICAL_MARGIN), max(0, x - CLASSICAL_MARGIN),
+                          min(height, core.y1 + CLASSICAL_MARGIN), min(width, core.x1 + CLASSICAL_MARGIN))
+                fill = classical_fill(region.pixels[cut.slices], region.hole[cut.slices])
+                inner = core.shift(-cut.y0, -cut.x0)
+                cy, cx, index = region.positions(core, where)
+                region.values[index] = fill[inner.slices][cy, cx]
 
     def _paste_spots(self, regions: list[_Region]) -> None:
         """Spot pixels inside a region take the spot's own fill, so that the region's grain sees
@@ -470,14 +525,23 @@ class Inpainter:
             target = where.shift(region.box.y0, region.box.x0).slices
             output[target] = composite(output[target], colour[core.slices], region.own[where.slices], chroma)
 
-    def repair(self, images: list[np.ndarray], masks: list[np.ndarray]) -> list[np.ndarray]:
-        """Repair each image's masked pixels; pixels outside the mask are returned unchanged."""
+    def repair(self, images: list[np.ndarray], masks: list[np.ndarray],
+               grown: list[int] | None = None) -> list[np.ndarray]:
+        """Repair each image's masked pixels; pixels outside the mask are returned unchanged.
+
+        ``grown``: per image, how many px its mask was grown by (``--dilate``). The classical
+        fill's depth limit grows by as much, so a hairline is still thin once dilated (on a
+        scan, a detected mask grown by 2 px sent half its specks to the network: 39 s, not 8).
+        """
         regions: list[_Region] = []
         for i, (pixels, mask) in enumerate(zip(images, masks, strict=True)):
             if mask.shape != pixels.shape[:2]:
                 raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]}, image is "
                                  f"{pixels.shape[1]}x{pixels.shape[0]}")
-            regions += self._regions(i, pixels, mask.astype(bool, copy=False))
+            # (+ half a px: OpenCV's 3x3 distance overstates a grown speck's depth by a little)
+            extra = grown[i] + 0.5 if grown and grown[i] > 0 else 0.0
+            thin = self.classical_depth + extra if self.classical_depth > 0 else 0.0
+            regions += self._regions(i, pixels, mask.astype(bool, copy=False), thin)
         self._coarse_pass(regions)
         self._fine_pass(regions)
         self._paste_spots(regions)
