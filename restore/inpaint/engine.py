@@ -7,7 +7,8 @@ batched across all images given:
 1. coarse: holes wider than a tile are filled first at reduced scale, so their middle has
    something plausible to continue from;
 2. fine: windows and tiles at full resolution (see ``windows``), blended with feathering;
-   small spots get small windows of their own, many per model call;
+   small spots get small windows of their own, many per model call; holes at most
+   ``classical_depth`` px deep (dust, hairlines) get OpenCV's fill instead, no window at all;
 3. grain: the photo's own fine texture is carried into the rim of each fill (see ``grain``);
 4. composite: hole pixels are replaced (their chroma kept within the photo's own range),
    everything else is the input, bit for bit.
@@ -547,8 +548,8 @@ class Inpainter:
         self._paste_spots(regions)
         if self.fill_style == "realistic":
             self._exemplar_pass(regions)
-        for region in regions:
-            region.tiles = None  # their masks can be full-size: not kept through grain and composite
+        for region in regions:  # their masks can be full-size: not kept through grain and composite
+            region.tiles = region.classical = None
         outputs = [img.copy() for img in images]
         chroma = {i: chroma_range(images[i], masks[i].astype(bool, copy=False))
                   for i in {r.image for r in regions}}

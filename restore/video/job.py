@@ -330,7 +330,8 @@ class _Stream:
         if todo:
             images = [slot.out for slot, _ in todo]
             holes = [slot.pending if slot.pending is not None else slot.hole for slot, _ in todo]
-            for (slot, pending), image in zip(todo, self.inpainter.repair(images, holes), strict=True):
+            repaired = self.inpainter.repair(images, holes, [self.dilate] * len(images))
+            for (slot, pending), image in zip(todo, repaired, strict=True):
                 slot.out = image
                 generated[slot.index] = int(pending.root.sum() if pending is not None else slot.hole.sum())
         for slot, pending, count in zip(batch, pendings, copied, strict=True):
