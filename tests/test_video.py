@@ -67,7 +67,7 @@ class Echo:
 
     model_name, device = "echo", "cpu"
 
-    def repair(self, images, masks):
+    def repair(self, images, masks, grown=None):
         return images
 
 

@@ -97,7 +97,7 @@ def test_the_job_masks_the_overlay_from_its_warm_up_pass(footage):
     class Echo:
         model_name, device = "echo", "cpu"
 
-        def repair(self, images, masks):
+        def repair(self, images, masks, grown=None):
             return images
 
     frames, truth = draw_overlay(footage)
