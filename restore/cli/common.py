@@ -46,8 +46,8 @@ def device_options(func: Callable | None = None, *, fill: str = "realistic") -> 
     propagation supplies most pixels and per-frame patch synthesis would cost speed and flicker)."""
     if func is None:
         return functools.partial(device_options, fill=fill)
-    from restore.inpaint.engine import CLASSICAL_DEPTH
     from restore.inpaint.grain import GRAIN_STRENGTH
+    from restore.inpaint.windows import CLASSICAL_DEPTH
 
     options = [
         click.option("--model", default=None, metavar="PATH",
@@ -76,9 +76,8 @@ def device_options(func: Callable | None = None, *, fill: str = "realistic") -> 
                      show_default=True, metavar="PX",
                      help="Damage at most PX px from intact picture (dust specks, hairlines up to about "
                           "2 x PX wide) is filled by OpenCV's Navier-Stokes inpainting instead of the "
-                          "network, with the "
-                          "photo's grain on top: several times faster on dusty scans. 0: the network "
-                          "everywhere."),
+                          "network, with the photo's grain on top: several times faster on dusty scans. "
+                          "0: the network everywhere."),
     ]
     for option in reversed(options):
         func = option(func)

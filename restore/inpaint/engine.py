@@ -35,7 +35,15 @@ from restore.inpaint.composite import chroma_range, composite, to_colour
 from restore.inpaint.device import cpu_has_fast_bf16, pick_device
 from restore.inpaint.exemplar import FILLS, synthesize
 from restore.inpaint.grain import GRAIN_STRENGTH, grain_core, grain_tiles
-from restore.inpaint.windows import Box, deep_hole, feather, plan_regions, plan_spots, split_tiles
+from restore.inpaint.windows import (
+    CLASSICAL_DEPTH,
+    Box,
+    deep_hole,
+    feather,
+    plan_regions,
+    plan_spots,
+    split_tiles,
+)
 from restore.model.prefill import push_pull
 from restore.model.weights import default_refiner_path, load_generator
 
@@ -45,7 +53,6 @@ THIN_CONTEXT = 16  # px of context, at least, around thin damage in small tiles 
 THIN_CONTEXT_PER_DEPTH = 6  # ... and this many times the hole's local depth (at most min_context)
 LOCAL_REACH = 4  # px: a hole pixel's tile side comes from the hole's width this close to it
 EXEMPLAR_MIN_DEPTH = 2.5  # px: in regions over one tile, thinner holes keep the network's fill
-CLASSICAL_DEPTH = 3.0  # px: holes at most this deep (local depth) get a classical fill, no network
 CLASSICAL_RADIUS = 5  # the classical fill's neighbourhood, px
 CLASSICAL_METHOD = cv2.INPAINT_NS
 CLASSICAL_CORE = 256  # classical fills are cut in cores of this side ...

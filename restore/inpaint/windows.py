@@ -23,6 +23,7 @@ SPOT_EXTENT = 32  # holes whose bounding box fits in this many px are spots
 SPOT_SIDES = (32, 48, 64, 96)  # spot window sides: context proportional to the spot
 SPOT_CONTEXT = 12  # px of context on every side of a spot, at least (and at least its extent)
 SPOT_MAX_HOLE = 0.3  # a spot whose window is more hole than this joins the regions instead
+CLASSICAL_DEPTH = 3.0  # px: holes at most this deep (local depth) get a classical fill, no window
 
 
 @dataclass(frozen=True)
