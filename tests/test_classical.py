@@ -95,13 +95,12 @@ def test_a_mask_grown_by_dilation_still_counts_as_thin(tiny_model, scan, spy_win
     assert seen[0] > 0 and seen[2] == 0
 
 
-def test_batch_tells_the_engine_how_much_a_detected_mask_was_grown(tiny_model, tmp_path, photo):
-    from restore.batch import DETECTED_DILATE, ImagesOptions, restore_images
+def test_batch_tells_the_engine_how_much_each_mask_was_grown(tiny_model, tmp_path, photo):
+    from restore.batch import ImagesOptions, restore_images
 
     cv2.imwrite(str(tmp_path / "a.png"), photo)
-    cv2.imwrite(str(tmp_path / "a-mask.png"), _thin_damage(photo.shape[:2]).astype(np.uint8) * 255)
     (tmp_path / "masks").mkdir()
-    (tmp_path / "a-mask.png").rename(tmp_path / "masks" / "a.png")
+    cv2.imwrite(str(tmp_path / "masks" / "a.png"), _thin_damage(photo.shape[:2]).astype(np.uint8) * 255)
     inpainter = Inpainter(tiny_model, device="cpu", tile=256)
     grown: list = []
     original = inpainter.repair
@@ -111,7 +110,7 @@ def test_batch_tells_the_engine_how_much_a_detected_mask_was_grown(tiny_model, t
         return original(images, masks, given)
 
     inpainter.repair = spy
-    restore_images(str(tmp_path / "a.png"), tmp_path / "out", inpainter,
-                   ImagesOptions(masks=tmp_path / "masks", dilate=1))
-    assert grown == [[1]]
-    assert DETECTED_DILATE > 0
+    for dilate in (None, 1):  # given masks are not grown unless --dilate says so
+        restore_images(str(tmp_path / "a.png"), tmp_path / f"out{dilate}", inpainter,
+                       ImagesOptions(masks=tmp_path / "masks", dilate=dilate))
+    assert grown == [[0], [1]]
