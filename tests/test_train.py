@@ -371,3 +371,45 @@ def test_refiner_trains_on_a_cache_of_exemplar_fills(tmp_path):
     with pytest.raises(ValueError, match="pass guess"):
         refiner(torch.zeros(1, 3, 64, 64), torch.ones(1, 1, 64, 64))
     assert (tmp_path / "work" / "samples" / "step0000002.png").exists()
+
+
+def test_diffaug_moves_and_cuts_the_mask_with_the_pixels_and_passes_gradients():
+    from restore.train import diffaug
+
+    torch.manual_seed(0)
+    n, h, w = 4, 32, 48
+    images = torch.rand(n, 3, h, w, requires_grad=True)
+    mask = (torch.rand(n, 1, h, w) > 0.7).float()
+    aug = diffaug.draw(n, h, w, torch.device("cpu"), ("translation", "cutout"),
+                       torch.Generator().manual_seed(1))
+    assert aug.shift.abs().max() > 0 and (aug.keep == 0).any()
+    # Geometry only: an image that is its mask (every channel) comes out as the moved, cut mask.
+    assert torch.equal(aug(mask.expand(n, 3, h, w)), aug.geometry(mask).expand(n, 3, h, w))
+    for i, (dy, dx) in enumerate(aug.shift.tolist()):
+        moved = aug.geometry(images)[i]
+        y, x = h // 2, w // 2
+        if aug.keep[i, 0, y, x]:
+            assert torch.equal(moved[:, y, x], images[i, :, y - dy, x - dx])
+    aug.geometry(images).sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+    colour = diffaug.draw(n, h, w, torch.device("cpu"), ("color",), torch.Generator().manual_seed(2))
+    assert torch.equal(colour.geometry(images), images)  # no policy moves pixels that was not asked
+    assert not torch.allclose(colour(images), images)
+
+
+def test_diffaug_option_reaches_the_loop_is_off_by_default_and_rejects_unknown_policies(tmp_path):
+    from click.testing import CliRunner
+
+    from restore.cli import main
+
+    args = ["train", str(EXAMPLES / "originals"), "--steps", "2", "--batch-size", "2", "--crop", "64",
+            "--base-channels", "8", "--blocks", "1", "--quiet"]
+    for name, extra, expected in (("off", [], []), ("on", ["--diffaug", "color,translation,cutout"],
+                                                    ["color", "translation", "cutout"])):
+        result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / f"{name}.pt"), *extra])
+        assert result.exit_code == 0, result.output
+        state = torch.load(tmp_path / f"{name}-train" / "checkpoint.pt", weights_only=True)
+        assert json.loads(state["train_config"])["diffaug"] == expected
+        assert (tmp_path / f"{name}.pt").exists()
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "bad.pt"), "--diffaug", "zoom"])
+    assert result.exit_code == 2 and "zoom" in result.output

@@ -116,6 +116,9 @@ metrics, in the same format as a one-device run, so either resumes the other."""
               help="Train the refiner of --fill realistic instead: a generator that corrects the "
                    "exemplar stage's fills, cached in this folder by benchmarks/exemplar_cache.py "
                    "(from DATA's photos). Start it from the shipped model: --init default.")
+@click.option("--diffaug", default="", show_default=False,
+              help="Inpainting: DiffAugment policies for what the discriminator sees, comma-separated "
+                   "from color, translation, cutout (all three for a small photo set) [default: off].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 def train_command(data: Path, task: str, labels: Path | None, out: Path, work_dir: Path | None,
@@ -127,8 +130,8 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   prefill: bool | None, padding: str | None, perceptual_weight: float, adv_weight: float,
                   fm_weight: float, r1_weight: float,
                   hole_lowpass: int, hole_pixel_weight: float, hole_border: float, fake_patches: str,
-                  transpose: float, workers: int | None, exemplar_cache: Path | None, seed: int,
-                  quiet: bool) -> None:
+                  transpose: float, workers: int | None, exemplar_cache: Path | None, diffaug: str,
+                  seed: int, quiet: bool) -> None:
     """Train the inpainting GAN (or, with --task detect, the damage detector) on DATA, a folder of photos.
 
     Inpainting: DATA holds clean photos; masks are synthesised. Detection: synthetic damage is
@@ -167,6 +170,13 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         raise click.BadParameter("only with --task detect", param_hint="--axis-share")
     if ignore_band and task != "detect":
         raise click.BadParameter("only with --task detect", param_hint="--ignore-band")
+    policies = tuple(p.strip() for p in diffaug.split(",") if p.strip())
+    if policies and task != "inpaint":
+        raise click.BadParameter("only for the inpainting GAN", param_hint="--diffaug")
+    from restore.train.diffaug import POLICIES
+    if unknown := set(policies) - set(POLICIES):
+        raise click.BadParameter(f"unknown: {', '.join(sorted(unknown))} (choose from {', '.join(POLICIES)})",
+                                 param_hint="--diffaug")
     if task == "detect":
         _train_detector(data, labels, out, work_dir, resume, init, steps, minutes, batch_size or 16, crop,
                         pick_device(device), checkpoint_minutes, sample_every, log_every, seed, quiet,
@@ -184,7 +194,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         perceptual_weight=perceptual_weight, adv_weight=adv_weight, fm_weight=fm_weight, r1_weight=r1_weight,
         hole_lowpass=hole_lowpass, hole_pixel_weight=hole_pixel_weight, fake_patches=fake_patches,
         hole_border=hole_border, transpose=transpose, workers=workers, d_warmup_steps=d_warmup,
-        exemplar_cache=exemplar_cache,
+        exemplar_cache=exemplar_cache, diffaug=policies,
         **({"lr_g": lr, "lr_d": lr * LR_D_RATIO} if lr else {}),
     )
     distributed.init(dev)  # no-op without torchrun

@@ -29,7 +29,7 @@ from restore.inpaint.device import cpu_has_fast_bf16
 from restore.model.discriminator import PatchDiscriminator
 from restore.model.generator import GeneratorConfig, InpaintGenerator, as_refiner, reshaped, with_prefill
 from restore.model.weights import export_generator, load_generator, save_atomic
-from restore.train import distributed, losses
+from restore.train import diffaug, distributed, losses
 from restore.train.data import (
     BatchStream,
     Draw,
@@ -106,6 +106,9 @@ class TrainConfig:
     # Train the refiner of --fill realistic (GeneratorConfig.refine) on this cache of exemplar
     # fills (restore/train/exemplar_cache.py) instead of on fresh crops of ``data``.
     exemplar_cache: Path | None = None
+    # DiffAugment policies (restore/train/diffaug.py) applied to what the discriminator sees, so
+    # it cannot memorise a small photo set; () = off, the shipped model's recipe.
+    diffaug: tuple[str, ...] = ()
 
 
 def training_autocast(device: torch.device) -> torch.autocast:
@@ -320,6 +323,7 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
     # A cached batch is a few array copies: no workers, which would each get the whole cache pickled.
     workers = 0 if refine and cfg.workers is None else batch_workers(cfg.workers, device.type, world)
     stream = BatchStream(make, source, make_args, step, workers)
+    aug_rng = torch.Generator().manual_seed(cfg.seed + 7919 * step + rank)  # diffaug's draws
     try:
         while step < cfg.steps and not stop.requested:
             out_of_time = cfg.minutes is not None and time.monotonic() - run_start > cfg.minutes * 60
@@ -336,14 +340,20 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
             d_only = step < cfg.d_warmup_steps
             adv_scale = 1.0 if cfg.d_warmup_steps else min(1.0, step / max(1, cfg.adv_warmup_steps))
 
+            # One draw of augmentation serves the whole step (diffaug.py says why); off, the identity.
+            aug = (diffaug.draw(real.shape[0], real.shape[2], real.shape[3], device, cfg.diffaug, aug_rng)
+                   if cfg.diffaug else None)
+            seen = aug if aug is not None else (lambda x: x)
+            mask_seen = aug.geometry(mask) if aug is not None else mask
+
             # Discriminator step.
             with training_autocast(device):
                 with torch.set_grad_enabled(not d_only):
                     fake = generator(real, mask, *guess)
                 comp = fake * mask + real * (1 - mask)
-                real_score, real_feats = discriminator(real)
-                fake_score, _ = discriminator(comp.detach())
-                loss_d = losses.discriminator_loss(real_score.float(), fake_score.float(), mask,
+                real_score, real_feats = discriminator(seen(real))
+                fake_score, _ = discriminator(seen(comp.detach()))
+                loss_d = losses.discriminator_loss(real_score.float(), fake_score.float(), mask_seen,
                                                     cfg.fake_patches)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
@@ -354,7 +364,7 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
                 # and ignores later gradients, so this adds the local R1 gradient to the averaged
                 # loss_d one; averaging that sum gives mean(loss_d) + mean(R1), the global-batch value.
                 real_r1 = real.detach().requires_grad_(True)
-                score, _ = d_module(real_r1)
+                score, _ = d_module(seen(real_r1))
                 r1 = losses.r1_penalty(score, real_r1)
                 (cfg.r1_weight * cfg.r1_every * 0.5 * r1).backward()
                 r1 = r1.detach()  # kept for the log; its graph is not
@@ -366,11 +376,11 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
                 # Generator step. The discriminator runs un-wrapped: its gradients here are thrown
                 # away (zeroed before the next D step), so there is nothing for DDP to all-reduce.
                 with training_autocast(device):
-                    fake_score, fake_feats = d_module(comp)
+                    fake_score, fake_feats = d_module(seen(comp))
                     rec = losses.reconstruction_loss(fake.float(), real, mask, cfg.hole_weight,
                                                       cfg.hole_lowpass, cfg.hole_pixel_weight,
                                                       cfg.hole_border)
-                    adv = losses.generator_adversarial(fake_score.float(), mask)
+                    adv = losses.generator_adversarial(fake_score.float(), mask_seen)
                     fm = losses.feature_matching([f.float() for f in fake_feats],
                                                  [f.float() for f in real_feats])
                     per = (perceptual(comp[:shared], real[:shared]).float() if perceptual is not None
