@@ -170,20 +170,27 @@ def run_worker(method: str, args: argparse.Namespace) -> dict[str, Any]:
         import torch
 
         from restore.inpaint.engine import Inpainter
+        from restore.inpaint.windows import VIDEO_CLASSICAL_DEPTH
         from restore.video.job import RepairOptions, VideoOptions, restore_videos
+        from restore.video.masks import DETECTOR_VIEWS
 
-        # restore video's default fill
-        inpainter = Inpainter(args.model, device=args.device, batch_size=args.batch_size, fill="smooth")
+        # restore video's defaults: the smooth fill, the deeper classical limit
+        thin = VIDEO_CLASSICAL_DEPTH if args.classical_thin is None else args.classical_thin
+        inpainter = Inpainter(args.model, device=args.device, batch_size=args.batch_size, fill="smooth",
+                              classical_depth=thin)
         repair = RepairOptions(batch_size=args.batch_size)
         if args.detect_every:
             repair.detect_every = args.detect_every
+        if args.flow_side:
+            repair.flow_side = args.flow_side
         if args.cues is not None:
             repair.cues = tuple(c for c in args.cues.split(",") if c and c != "none")
         detector = None
         if method == "auto":
             from restore.detect.detector import Detector
 
-            detector = Detector(args.detector, device=args.device, batch_size=args.batch_size)
+            detector = Detector(args.detector, device=args.device, batch_size=args.batch_size,
+                                views=args.detector_views or DETECTOR_VIEWS)
             options = VideoOptions(output=out, save_masks=folder / "auto-masks.mkv", crf=args.crf,
                                    overwrite=True, repair=repair)
         else:
@@ -226,7 +233,11 @@ def run_worker(method: str, args: argparse.Namespace) -> dict[str, Any]:
 def spawn(method: str, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", method, "--folder", str(folder),
            "--device", args.device, "--batch-size", str(args.batch_size), "--crf", str(args.crf),
-           "--detect-every", str(args.detect_every or 0)]
+           "--detect-every", str(args.detect_every or 0), "--detector-views", str(args.detector_views or 0)]
+    if args.classical_thin is not None:
+        cmd += ["--classical-thin", str(args.classical_thin)]
+    if args.flow_side:
+        cmd += ["--flow-side", str(args.flow_side)]
     if args.cues is not None:
         cmd += ["--cues", args.cues]
     if args.model:
@@ -349,6 +360,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="auto: the temporal cues, comma-separated, or none [default: restore's]")
     parser.add_argument("--detect-every", type=int, default=None,
                         help="auto: run the detector on every k-th frame [default: the job's]")
+    parser.add_argument("--flow-side", type=int, default=None,
+                        help="optical flow's resolution, the long side in px [default: the job's]")
+    parser.add_argument("--classical-thin", type=float, default=None,
+                        help="restore video's --classical-thin [default: restore video's]")
+    parser.add_argument("--detector-views", type=int, default=None,
+                        help="auto: views the detector averages [default: restore video's]")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--note", default=None)
     parser.add_argument("--keep", type=Path, default=None, help="build the clips here and keep them")

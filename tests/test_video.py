@@ -218,6 +218,36 @@ def test_rotation_and_odd_size_are_kept(tmp_path, tiny_model):
     assert _frames(tmp_path / "odd.restored.mkv").shape == (6, 25, 33, 3)
 
 
+def test_video_looks_with_one_detector_view_and_fills_deeper_damage_classically(tmp_path, monkeypatch,
+                                                                               tiny_model, tiny_detector):
+    """Video's own defaults (one view, an 8 px classical limit), which the flags still override."""
+    import restore.cli.common as common
+    from restore.inpaint.windows import CLASSICAL_DEPTH, VIDEO_CLASSICAL_DEPTH
+    from restore.video.masks import DETECTOR_VIEWS
+
+    made: dict[str, object] = {}
+    real_detector, real_inpainter = common.make_detector, common.make_inpainter
+
+    def detector(*args, **kwargs):
+        made["detector"] = found = real_detector(*args, **kwargs)
+        return found
+
+    def inpainter(*args, **kwargs):
+        made["inpainter"] = engine = real_inpainter(*args, **kwargs)
+        return engine
+
+    monkeypatch.setattr("restore.cli.video.make_detector", detector)
+    monkeypatch.setattr("restore.cli.video.make_inpainter", inpainter)
+    shutil.copy(TINY, tmp_path / "tiny.mp4")
+    base = ["video", str(tmp_path / "tiny.mp4"), "--model", str(tiny_model), "--detector", str(tiny_detector),
+            "--overwrite", "-q"]
+    assert _run(*base)[0] == 0
+    assert made["detector"].views == DETECTOR_VIEWS == 1
+    assert made["inpainter"].classical_depth == VIDEO_CLASSICAL_DEPTH > CLASSICAL_DEPTH
+    assert _run(*base, "--detector-views", "3", "--classical-thin", "2")[0] == 0
+    assert made["detector"].views == 3 and made["inpainter"].classical_depth == 2
+
+
 def test_detector_masks_and_a_missing_detector(tmp_path, tiny_model, tiny_detector):
     shutil.copy(TINY, tmp_path / "tiny.mp4")
     code, _ = _run("video", str(tmp_path / "tiny.mp4"), "--model", str(tiny_model), "--detector",

@@ -38,14 +38,16 @@ def run_options(outputs: str = "outputs", report_fields: str = "path, status, er
     return decorate
 
 
-def device_options(func: Callable | None = None, *, fill: str = "realistic") -> Callable:
+def device_options(func: Callable | None = None, *, fill: str = "realistic",
+                   classical: float | None = None) -> Callable:
     """--model, --device, --precision, --batch-size, --tile, --grain, --fill, --refiner,
     --classical-thin.
 
     ``fill``: the command's default fill (``@device_options(fill="smooth")`` for video, where
-    propagation supplies most pixels and per-frame patch synthesis would cost speed and flicker)."""
+    propagation supplies most pixels and per-frame patch synthesis would cost speed and flicker).
+    ``classical``: the command's default --classical-thin (None: the engine's)."""
     if func is None:
-        return functools.partial(device_options, fill=fill)
+        return functools.partial(device_options, fill=fill, classical=classical)
     from restore.inpaint.grain import GRAIN_STRENGTH
     from restore.inpaint.windows import CLASSICAL_DEPTH
 
@@ -72,7 +74,8 @@ def device_options(func: Callable | None = None, *, fill: str = "realistic") -> 
         click.option("--refiner", default="default", show_default=True, metavar="PATH",
                      help="With --fill realistic: a network that corrects the patch fill (seams, colour); "
                           "'default' is the shipped one where there is one, 'none' none."),
-        click.option("--classical-thin", type=click.FloatRange(0.0, 64.0), default=CLASSICAL_DEPTH,
+        click.option("--classical-thin", type=click.FloatRange(0.0, 64.0),
+                     default=CLASSICAL_DEPTH if classical is None else classical,
                      show_default=True, metavar="PX",
                      help="Damage at most PX px from intact picture (dust specks, hairlines up to about "
                           "2 x PX wide) is filled by OpenCV's Navier-Stokes inpainting instead of the "
@@ -84,8 +87,14 @@ def device_options(func: Callable | None = None, *, fill: str = "realistic") -> 
     return functools.wraps(func)(func)
 
 
-def detector_options(func: Callable) -> Callable:
-    """--detector, --sensitivity, --detector-views."""
+def detector_options(func: Callable | None = None, *, views: int | None = None) -> Callable:
+    """--detector, --sensitivity, --detector-views.
+
+    ``views``: the command's default --detector-views (None: what the weights file says)."""
+    if func is None:
+        return functools.partial(detector_options, views=views)
+    default_views = ("what its weights say, 3 for the shipped one" if views is None
+                     else f"{views} here; photos: what its weights say, 3 for the shipped one")
     options = [
         click.option("--detector", default=None, metavar="PATH",
                      help="Damage detector weights (default: the detector shipped with restore, also "
@@ -94,9 +103,9 @@ def detector_options(func: Callable) -> Callable:
                           "pixels: check what it found with --compare or --save-masks (docs/MODEL.md)."),
         click.option("--sensitivity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
                      help="Higher finds fainter damage but flags more that is not; lower the opposite."),
-        click.option("--detector-views", type=click.IntRange(1, 4), default=None,
+        click.option("--detector-views", type=click.IntRange(1, 4), default=views,
                      help="Views of each tile the detector averages (as is, transposed, mirrored, upside "
-                          "down) [default: what its weights say, 3 for the shipped one]. Fewer are faster "
+                          f"down) [default: {default_views}]. Fewer are faster "
                           "and flag more of a clean photo; each count has its own calibrated threshold."),
     ]
     for option in reversed(options):

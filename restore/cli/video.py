@@ -17,6 +17,8 @@ from restore.cli.common import (
     make_inpainter,
     run_options,
 )
+from restore.inpaint.windows import VIDEO_CLASSICAL_DEPTH
+from restore.video.masks import DETECTOR_VIEWS as VIDEO_DETECTOR_VIEWS
 
 
 class VideoProgress:
@@ -116,8 +118,8 @@ def _fps(value: str | None) -> Fraction | None:
 @click.option("--per-frame", is_flag=True,
               help="Repair each frame on its own (no propagation; flickers). For comparison.")
 @run_options(report_fields="path, status, error, frames, damaged %, warnings, ...")
-@device_options(fill="smooth")
-@detector_options
+@device_options(fill="smooth", classical=VIDEO_CLASSICAL_DEPTH)
+@detector_options(views=VIDEO_DETECTOR_VIEWS)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary; errors still go to stderr.")
 def video_command(sources: tuple[str, ...], output: Path | None, mask: Path | None, masks: Path | None,
                   dilate: int | None, save_masks: Path | None, to: str | None, codec: str | None, crf: int,

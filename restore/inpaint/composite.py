@@ -12,7 +12,9 @@ import numpy as np
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601, as the grey-file path writes
 CHROMA_MARGIN = 0.5 / 255  # beyond the percentiles (which already hold JPEG and scan noise)
-CHROMA_SAMPLES = 1 << 18  # pixels looked at per image, at most (a bigger photo is strided)
+# Pixels looked at per image, at most (a bigger one is strided): percentiles of 65k pixels are
+# as good a colour range and cost a 720p video frame 5 ms, not 24.
+CHROMA_SAMPLES = 1 << 16
 
 
 def to_colour(pixels: np.ndarray) -> np.ndarray:

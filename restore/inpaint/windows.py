@@ -24,6 +24,10 @@ SPOT_SIDES = (32, 48, 64, 96)  # spot window sides: context proportional to the 
 SPOT_CONTEXT = 12  # px of context on every side of a spot, at least (and at least its extent)
 SPOT_MAX_HOLE = 0.3  # a spot whose window is more hole than this joins the regions instead
 CLASSICAL_DEPTH = 3.0  # px: holes at most this deep (local depth) get a classical fill, no window
+# Video: the generator fills only what no frame shows, mostly the leftovers of thin damage, and
+# this deeper limit costs 0.1 dB there for a sixth of the time with no masks (docs/experiments.md,
+# "video: one detector view, deeper classical fill").
+VIDEO_CLASSICAL_DEPTH = 8.0
 
 
 @dataclass(frozen=True)

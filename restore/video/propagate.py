@@ -346,9 +346,32 @@ def _at(grid: np.ndarray, track: Track, where: np.ndarray) -> np.ndarray:
     return grid[np.rint(track.y[where]).astype(np.intp), np.rint(track.x[where]).astype(np.intp)]
 
 
-def _copies(slot: FrameSlot, other: FrameSlot, prop: Propagator, ys: np.ndarray, xs: np.ndarray,
-            ring: tuple[np.ndarray, np.ndarray], trusted: bool
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+class _Tracks:
+    """Where one frame's hole pixels and the ring around them land in other frames, each found
+    once per frame: propagation asks about the same pairs in several passes (a fifth of its
+    time went on tracking the same points again)."""
+
+    def __init__(self, slot: FrameSlot, prop: Propagator, ys: np.ndarray, xs: np.ndarray,
+                 ring: tuple[np.ndarray, np.ndarray]) -> None:
+        self.slot, self.prop, self.ys, self.xs, self.ring_at = slot, prop, ys, xs, ring
+        self._hole: dict[int, Track] = {}
+        self._ring: dict[int, Track] = {}
+
+    def hole(self, other: FrameSlot, which: np.ndarray) -> Track:
+        """The tracks of hole pixels ``which`` (indices into the slot's hole pixels)."""
+        if other.index not in self._hole:
+            self._hole[other.index] = self.prop.track(self.slot, other, self.ys, self.xs)
+        t = self._hole[other.index]
+        return Track(t.x[which], t.y[which], t.ok[which], t.inside[which])
+
+    def ring(self, other: FrameSlot) -> Track:
+        if other.index not in self._ring:
+            self._ring[other.index] = self.prop.track(self.slot, other, *self.ring_at)
+        return self._ring[other.index]
+
+
+def _copies(slot: FrameSlot, other: FrameSlot, prop: Propagator, tracks: _Tracks, which: np.ndarray,
+            trusted: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Candidate values for hole pixels (ys, xs) copied from ``other``: (which, values, fit).
 
     ``trusted``: only where the flow passed the forward-backward check; otherwise wherever it
@@ -357,14 +380,15 @@ def _copies(slot: FrameSlot, other: FrameSlot, prop: Propagator, ys: np.ndarray,
     """
     if not prop.same_shot(slot, other):
         return None
-    track = prop.track(slot, other, ys, xs)
+    ys, xs = tracks.ys[which], tracks.xs[which]
+    track = tracks.hole(other, which)
     blocked = other.blocked()
     ok = (track.ok if trusted else track.inside).copy()
     ok[ok] &= ~_at(blocked, track, ok)
     if not ok.any():
         return None
-    around = prop.track(slot, other, *ring)
-    correction, fit = _correction(slot, other.pixels, around, blocked, ys[ok], xs[ok], ring)
+    correction, fit = _correction(slot, other.pixels, tracks.ring(other), blocked, ys[ok], xs[ok],
+                                  tracks.ring_at)
     values = bilinear(other.pixels, track.x[ok], track.y[ok]).reshape(-1, slot.pixels.shape[2]) + correction
     return ok, values, fit
 
@@ -383,6 +407,7 @@ def propagate(slot: FrameSlot, neighbours: list[list[FrameSlot]], previous: Fram
     channels = out.shape[2]
     scale = float(np.iinfo(out.dtype).max) if np.issubdtype(out.dtype, np.integer) else 1.0
     ring = _ring(slot.hole) if len(ys) else (ys, xs)
+    tracks = _Tracks(slot, prop, ys, xs, ring)
     todo = np.nonzero(left)[0]
     if len(todo):
         # Every trusted copy from the neighbours, weighted by how well the band around the hole
@@ -392,7 +417,7 @@ def propagate(slot: FrameSlot, neighbours: list[list[FrameSlot]], previous: Fram
         soft = SOFT * scale
         for distance, group in enumerate(neighbours, start=1):
             for other in group:
-                found = _copies(slot, other, prop, ys[todo], xs[todo], ring, trusted=True)
+                found = _copies(slot, other, prop, tracks, todo, trusted=True)
                 if found is None:
                     continue
                 ok, values, fit = found
@@ -400,7 +425,7 @@ def propagate(slot: FrameSlot, neighbours: list[list[FrameSlot]], previous: Fram
         total, weight = _robust_mean(
             candidates, len(todo), channels, OUTLIER * scale,
             lambda at: _spatial(slot, ys[todo[at]], xs[todo[at]]),
-            lambda at: _from_previous(slot, previous, prop, ys[todo[at]], xs[todo[at]]))
+            lambda at: _from_previous(slot, previous, prop, tracks, todo[at]))
         got = weight > 0
         idx = todo[got]
         out[ys[idx], xs[idx]] = _as_dtype(total[got] / weight[got, None], out.dtype)
@@ -410,7 +435,7 @@ def propagate(slot: FrameSlot, neighbours: list[list[FrameSlot]], previous: Fram
     from_x = from_y = np.zeros(0, np.float32)
     todo = np.nonzero(left)[0]
     if len(todo) and previous is not None and previous.out is not None and prop.same_shot(slot, previous):
-        track = prop.track(slot, previous, ys[todo], xs[todo])
+        track = tracks.hole(previous, todo)
         ok = track.ok
         waiting = np.zeros(len(todo), bool)
         if previous.pending is not None:
@@ -420,8 +445,7 @@ def propagate(slot: FrameSlot, neighbours: list[list[FrameSlot]], previous: Fram
         idx = todo[now]
         values = bilinear(previous.out, track.x[now], track.y[now]).reshape(-1, channels)
         if now.any():
-            around = prop.track(slot, previous, *ring)
-            values += _correction(slot, previous.out, around, None, ys[idx], xs[idx], ring)[0]
+            values += _correction(slot, previous.out, tracks.ring(previous), None, ys[idx], xs[idx], ring)[0]
         out[ys[idx], xs[idx]] = _as_dtype(values, out.dtype)
         later = ok & waiting
         chain = todo[later]
@@ -436,7 +460,7 @@ def propagate(slot: FrameSlot, neighbours: list[list[FrameSlot]], previous: Fram
         best = np.full(len(todo), FIT * scale, np.float32)
         values = np.zeros((len(todo), channels), np.float32)
         for other in neighbours[0]:
-            found = _copies(slot, other, prop, ys[todo], xs[todo], ring, trusted=False)
+            found = _copies(slot, other, prop, tracks, todo, trusted=False)
             if found is None:
                 continue
             ok, candidate, fit = found
@@ -470,14 +494,15 @@ def _spatial(slot: FrameSlot, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     return bilinear(filled, (xs - x0 + 0.5) * sx - 0.5, (ys - y0 + 0.5) * sy - 0.5).reshape(len(ys), -1)
 
 
-def _from_previous(slot: FrameSlot, previous: FrameSlot | None, prop: Propagator,
-                   ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """Hole pixels (ys, xs) as the previous frame's repair shows them along the motion; NaN
-    where that is unknown (no repair yet, a cut, off the frame, or still waiting for the generator)."""
-    values = np.full((len(ys), slot.pixels.shape[2]), np.nan, np.float32)
+def _from_previous(slot: FrameSlot, previous: FrameSlot | None, prop: Propagator, tracks: _Tracks,
+                   which: np.ndarray) -> np.ndarray:
+    """Hole pixels ``which`` (indices into ``tracks``' points) as the previous frame's repair
+    shows them along the motion; NaN where that is unknown (no repair yet, a cut, off the frame,
+    or still waiting for the generator)."""
+    values = np.full((len(which), slot.pixels.shape[2]), np.nan, np.float32)
     if previous is None or previous.out is None or not prop.same_shot(slot, previous):
         return values
-    track = prop.track(slot, previous, ys, xs)
+    track = tracks.hole(previous, which)
     ok = track.inside.copy()  # only a referee: the motion around the hole is good enough
     if previous.pending is not None:
         ok[ok] &= ~_at(previous.pending, track, ok)
