@@ -183,6 +183,8 @@ def run_worker(method: str, args: argparse.Namespace) -> dict[str, Any]:
             repair.detect_every = args.detect_every
         if args.flow_side:
             repair.flow_side = args.flow_side
+        if args.radius is not None:
+            repair.radius = args.radius
         if args.cues is not None:
             repair.cues = tuple(c for c in args.cues.split(",") if c and c != "none")
         detector = None
@@ -238,6 +240,8 @@ def spawn(method: str, folder: Path, args: argparse.Namespace) -> dict[str, Any]
         cmd += ["--classical-thin", str(args.classical_thin)]
     if args.flow_side:
         cmd += ["--flow-side", str(args.flow_side)]
+    if args.radius is not None:
+        cmd += ["--radius", str(args.radius)]
     if args.cues is not None:
         cmd += ["--cues", args.cues]
     if args.model:
@@ -360,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="auto: the temporal cues, comma-separated, or none [default: restore's]")
     parser.add_argument("--detect-every", type=int, default=None,
                         help="auto: run the detector on every k-th frame [default: the job's]")
+    parser.add_argument("--radius", type=int, default=None,
+                        help="restore video's --radius: neighbours copied from on each side [default: its]")
     parser.add_argument("--flow-side", type=int, default=None,
                         help="optical flow's resolution, the long side in px [default: the job's]")
     parser.add_argument("--classical-thin", type=float, default=None,

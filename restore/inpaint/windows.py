@@ -86,9 +86,22 @@ def _window_around(box: Box, shape: tuple[int, int], tile: int, min_context: int
     return Box(y0, x0, y1, x1)
 
 
+def components(mask: np.ndarray, connectivity: int = 8) -> tuple[int, np.ndarray, np.ndarray]:
+    """OpenCV's connected components of a mask (bool or uint8): (count, labels, stats).
+
+    Labels are 16-bit whenever fewer than 65,535 pixels are set (so there cannot be more
+    components): on a 720p frame OpenCV then takes about a third of the time, which matters
+    where video looks at every frame's masks several times.
+    """
+    m = np.ascontiguousarray(mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8, copy=False))
+    ltype = cv2.CV_16U if cv2.countNonZero(m) < 65535 else cv2.CV_32S
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=connectivity, ltype=ltype)
+    return count, labels, stats
+
+
 def plan_regions(mask: np.ndarray, tile: int = 512, min_context: int = 48) -> list[Box]:
     """Non-overlapping regions that together hold every hole pixel, each with context."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    count, _, stats = components(mask)
     boxes = []
     for x, y, w, h, _area in stats[1:count]:
         hole = Box(int(y), int(x), int(y + h), int(x + w))
@@ -183,8 +196,7 @@ def plan_spots(mask: np.ndarray) -> tuple[list[Spot], np.ndarray]:
     neighbours' windows (``plan_regions``), 1,500 specks on a 24 MP scan made regions that
     covered the frame: the model ran on the whole picture, 25x slower than on long scratches.
     """
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8) if mask.dtype == bool
-                                                               else mask.astype(np.uint8), connectivity=8)
+    count, labels, stats = components(mask)
     spots: list[Spot] = []
     rest = mask.astype(bool, copy=True)
     for label in range(1, count):

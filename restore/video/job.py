@@ -31,6 +31,7 @@ import numpy as np
 from restore.batch import DETECTED_DILATE, FileResult, Summary, model_names, report_lines
 from restore.detect.detector import Detector
 from restore.inpaint.engine import Inpainter
+from restore.inpaint.windows import components
 from restore.io.images import Picture, atomic_output
 from restore.video.masks import (
     CUES,
@@ -355,7 +356,7 @@ def fill_small_leftovers(out: np.ndarray, root: np.ndarray, max_area: int = SMAL
     """
     if not root.any() or out.dtype != np.uint8 or out.shape[2] not in (1, 3):
         return 0
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(root.astype(np.uint8), connectivity=8)
+    count, labels, stats = components(root)
     # Thin parts (strokes of a letter, up to ~8 px wide) have no core left after an erosion.
     core = cv2.erode(root.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))) > 0
     thick = np.zeros(count, bool)

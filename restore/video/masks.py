@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from restore.inpaint.windows import components
 from restore.io.images import ImageError, read_mask
 from restore.video.reader import FrameReader, VideoError, list_frames, probe_video
 
@@ -63,7 +64,7 @@ def single_frame_defects(current: np.ndarray, previous: np.ndarray, following: n
         return found
     h, w = found.shape
     max_side = max_side or max(12, min(h, w) // 30)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(hits, connectivity=8)
+    count, labels, stats = components(hits)
     widths, heights = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
     too_big = (widths > max_side) | (heights > max_side)
     # A film scratch: a thin line down the frame, somewhere new (or a few pixels off) in the next.
@@ -82,13 +83,13 @@ def damage_boxes(mask: np.ndarray, margin: int, min_side: int = 32) -> list[tupl
     for near it in the next; ``single_frame_defects`` finds specks in every frame anyway.
     """
     h, w = mask.shape
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    count, _, stats = components(mask)
     speck = max(6, min(h, w) // 30)
     area = np.zeros((h, w), np.uint8)
     for x, y, bw, bh, _ in stats[1:count]:
         if bw > speck or bh > speck:
             area[max(0, y - margin):y + bh + margin, max(0, x - margin):x + bw + margin] = 1
-    count, _, stats, _ = cv2.connectedComponentsWithStats(area, connectivity=8)
+    count, _, stats = components(area)
     boxes = []
     for x, y, bw, bh, _ in stats[1:count]:
         gx, gy = max(0, min_side - bw) // 2 + 1, max(0, min_side - bh) // 2 + 1

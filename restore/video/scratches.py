@@ -20,6 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from restore.inpaint.windows import components
 from restore.video.propagate import FrameSlot, Propagator, bilinear
 
 MAX_WIDTH = 4  # px: a line up to this wide is brighter (darker) than the row 3-5 px beyond it
@@ -108,7 +109,7 @@ def film_scratches(prop: Propagator, slot: FrameSlot, neighbours: list[FrameSlot
         bands = line_bands(ridge)
         if not bands.any():
             continue
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(bands.astype(np.uint8), connectivity=8)
+        count, labels, stats = components(bands)
         for label in range(1, count):
             x0, y0, w, h = (int(v) for v in stats[label, :4])
             box = np.s_[y0 : y0 + h, x0 : x0 + w]
