@@ -193,7 +193,7 @@ class _Stream:
             if self.prop is not None:
                 self.prop.prepare(slot)
                 if self.overlay is not None and not self.overlay.done:  # no warm-up: learn on the way
-                    self.overlay.add(slot.raw_grey)
+                    self.overlay.add(slot.raw_grey, slot.grey_full())
             else:
                 slot.set_final()
             self.window[self.read] = slot
@@ -227,7 +227,7 @@ class _Stream:
         for frame in itertools.islice(warmup, OVERLAY_WARMUP):
             grey = to_grey(frame)
             self.overlay.add(cv2.resize(grey, self.prop.low, interpolation=cv2.INTER_AREA)
-                             if self.prop.scale < 1 else grey)
+                             if self.prop.scale < 1 else grey, grey)
         self.overlay.finish()
 
     def _finalise(self, index: int) -> None:
@@ -236,9 +236,11 @@ class _Stream:
         if slot.final:
             return
         h, w = slot.hole.shape
+        # The overlay's own strokes are repaired; its whole shapes are where the speck cue does not
+        # trust the motion (the scene's flow bends at their edge).
         overlay = self.overlay.full_mask(h, w) if self.overlay is not None else None
-        if overlay is not None:
-            slot.hole = slot.hole | overlay
+        if self.overlay is not None:
+            slot.hole = slot.hole | self.overlay.full_mask(h, w, grey=slot.grey_full())
         before, after = self.window.get(index - 1), self.window.get(index + 1)
         if before is None:  # the first frame: unlike the next two, which agree, is a speck just as well
             before, after = after, self.window.get(index + 2)
