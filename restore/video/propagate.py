@@ -61,10 +61,13 @@ def normalized_fill(values: np.ndarray, known: np.ndarray) -> np.ndarray:
     weight = known.astype(np.float32)
     weighted = out * (weight[..., None] if out.ndim == 3 else weight)
     h, w = known.shape
+    channels = out.shape[2] if out.ndim == 3 else 1
+    flat = out.reshape(h * w, channels)
+    todo = np.flatnonzero(missing)  # gathers by flat index: holes are a few % of the picture
     factor = 1
-    while missing.any():
+    while len(todo):
         if factor >= 4 * max(h, w):  # nothing known anywhere near: the mean of what is known
-            out[missing] = out[known].mean(axis=0)
+            flat[todo] = out[known].reshape(-1, channels).mean(axis=0)
             break
         if factor == 1:
             num = cv2.GaussianBlur(weighted, (5, 5), 1.5)
@@ -75,10 +78,11 @@ def normalized_fill(values: np.ndarray, known: np.ndarray) -> np.ndarray:
                              interpolation=cv2.INTER_LINEAR)
             den = cv2.resize(cv2.resize(weight, small, interpolation=cv2.INTER_AREA), (w, h),
                              interpolation=cv2.INTER_LINEAR)
-        ok = missing & (den > 1e-3)
-        ratio = num[ok] / (den[ok][:, None] if num.ndim == 3 else den[ok])
-        out[ok] = ratio
-        missing &= ~ok
+        d = den.reshape(-1).take(todo)
+        ok = d > 1e-3
+        at = todo[ok]
+        flat[at] = num.reshape(h * w, channels).take(at, 0) / d[ok][:, None]
+        todo = todo[~ok]
         factor *= 4
     return out
 
