@@ -30,8 +30,9 @@ frame's mask keeps, inside each shape, only the overlay's own pixels: those that
 **steady** over the first frames (an opaque glyph barely changes; the picture between the
 glyphs changes as the scene moves, and a half-transparent logo changes less than what shows
 through it), and those as bright or dark as the steady ones are in this frame (a clock's digit
-that was not there in every frame). Where a shape has too few steady pixels to tell (a still
-scene under it), the whole shape stays. On a 720p clip this kept as much of the overlay as the
+that was not there in every frame). A shape with too few steady pixels to tell by (a
+half-transparent logo over a busy picture) stays whole, and so, in effect, does one over a still
+picture, where every pixel is steady. On a 720p clip this kept as much of the overlay as the
 whole shapes did and flagged 71% fewer of its neighbours' pixels (docs/experiments.md, "video:
 the overlay's own strokes").
 """
@@ -171,7 +172,7 @@ class OverlayFinder:
             s = spread[box][shape]
             steady = shape & (spread[box] < max(STROKE_MIN, STROKE_SHARE * float(np.percentile(s, 75))))
             if steady.sum() < STROKE_KNOWN * shape.sum():
-                parts.append(_Stroke(box, shape, shape, None))  # a still scene under it: keep it whole
+                parts.append(_Stroke(box, shape, shape, None))  # nothing steady to tell by: keep it whole
             else:
                 # The overlay's tone: of the steady pixels, those farthest from the shape's usual
                 # value (a flat, still picture between the letters is steady too).
