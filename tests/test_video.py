@@ -371,17 +371,17 @@ def test_static_overlay_found_on_a_pan_and_not_on_a_still_camera():
     assert not any(r.mask.any() for r in out)
 
 
-def _scratched_pan(count: int, static_camera: bool = False
+def _scratched_pan(count: int, static_camera: bool = False, stop_after: int | None = None
                    ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """A pan over a photo with a thin dark pole in the scene (it moves with the scene) and an
     upright film scratch that stays near one column (it wanders a pixel): frames, the scratch's
-    pixels and the pole's, per frame."""
+    pixels and the pole's, per frame. ``stop_after``: the camera stands still from that frame on."""
     photo = cv2.cvtColor(cv2.imread(str(EXAMPLES / "originals" / "lanterns.jpg")), cv2.COLOR_BGR2RGB)
     photo = cv2.resize(photo, (900, 600), interpolation=cv2.INTER_AREA)
     photo[:, 300:302] = 15  # the pole
     frames, scratches, poles = [], [], []
     for i in range(count):
-        x = 0 if static_camera else 6 * i
+        x = 0 if static_camera else 6 * (i if stop_after is None else min(i, stop_after))
         frame = photo[100:280, x:x + 320].copy()
         pole = np.zeros(frame.shape[:2], bool)
         if 0 <= 300 - x < 318:
@@ -414,6 +414,30 @@ def test_an_upright_film_scratch_is_found_where_the_scene_moves_and_a_pole_in_th
     # A still camera: the scene cannot move under the scratch, so nothing is decided or flagged.
     still, _, _ = _scratched_pan(8, static_camera=True)
     assert not any(r.mask.any() for r in repair_frames(still, Echo(), detector=NoDamage(), options=only))
+
+
+def test_a_scratch_found_while_the_camera_moved_is_followed_when_it_stops(monkeypatch):
+    """The motion test cannot judge frames where the scene stands still; the scratch it found a few
+    frames before is looked for again at its column (a clip still from the start: above)."""
+    class NoDamage:
+        model_name = "none"
+
+        def detect(self, images):
+            return [np.zeros(i.shape[:2], bool) for i in images]
+
+    only = RepairOptions(cues=("scratches",), dilate=0)
+    frames, scratches, _ = _scratched_pan(14, stop_after=8)
+
+    def found_at_rest() -> list[float]:
+        out = list(repair_frames(frames, Echo(), detector=NoDamage(), options=only))
+        for r, scratch in zip(out, scratches, strict=True):
+            near = cv2.dilate(scratch.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+            assert (r.mask & ~near).mean() < 0.002
+        return [(r.mask & t).sum() / t.sum() for r, t in zip(out[10:], scratches[10:], strict=True)]
+
+    assert min(found_at_rest()) > 0.9
+    monkeypatch.setattr("restore.video.job.MEMORY", 0)  # no memory: the still frames go undecided
+    assert max(found_at_rest()) < 0.5
 
 
 def test_overlay_cue_and_speck_detector_units():

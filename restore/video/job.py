@@ -54,7 +54,7 @@ from restore.video.reader import (
     probe_video,
     read_sequence,
 )
-from restore.video.scratches import film_scratches, line_ridges
+from restore.video.scratches import MEMORY, film_scratches, line_ridges, remembered_scratches
 from restore.video.writer import DEFAULT_CRF, FramesWriter, VideoWriter, atomic_folder, output_pix_fmt
 
 OVERLAY_WARMUP = 150  # frames read ahead once to find burnt-in overlays before the first is written
@@ -120,6 +120,7 @@ class _Stream:
         self.use_specks = auto and "specks" in options.cues
         self.use_scratches = auto and "scratches" in options.cues
         self.ridges: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # line_ridges per frame, for scratches
+        self.scratch_columns: dict[int, np.ndarray] = {}  # columns of scratches found, by frame
         self.window: dict[int, FrameSlot] = {}
         self.prop: Propagator | None = None
         self.overlay: OverlayFinder | None = None
@@ -265,7 +266,15 @@ class _Stream:
         for frame in [slot, *neighbours]:
             if frame.index not in self.ridges:
                 self.ridges[frame.index] = line_ridges(frame.grey_full())
-        return grow(film_scratches(self.prop, slot, neighbours, self.ridges), 1)
+        found = film_scratches(self.prop, slot, neighbours, self.ridges)
+        if found.any():
+            self.scratch_columns[slot.index] = found.any(axis=0)
+        for index in [i for i in self.scratch_columns if i < slot.index - MEMORY]:
+            del self.scratch_columns[index]
+        recent = [c for i, c in self.scratch_columns.items() if i < slot.index]
+        if recent:  # where the motion test found a scratch in the last frames
+            found |= remembered_scratches(self.ridges[slot.index], np.logical_or.reduce(recent))
+        return grow(found, 1)
 
     def _specks(self, slot: FrameSlot, before: FrameSlot, after: FrameSlot,
                 overlay: np.ndarray | None) -> np.ndarray:

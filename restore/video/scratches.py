@@ -31,6 +31,9 @@ SLANT = 1  # px a line may be off its column and still count (it wanders, and is
 SIDE_BAND = (8, 24)  # px left and right of a line where the scene's own motion is read
 MIN_MOTION = 1.5  # px the scene must move across the line, in some neighbour, to judge it
 SHOWN = 0.5  # a neighbour "shows the line" where its ridge is this share of ours
+MEMORY = 12  # frames a scratch found by the motion test is looked for again at its column
+MEMORY_RUN = 0.08  # ... where a shorter run of line (share of the height) is enough
+MEMORY_REACH = SLANT + 2  # px either side of the remembered columns
 
 
 def line_ridges(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,6 +65,29 @@ def line_bands(ridge: np.ndarray) -> np.ndarray:
     held = (density >= DENSITY).astype(np.uint8)
     # Every row of a run that holds, and the columns the line may wander over.
     return cv2.dilate(held, np.ones((run, 2 * SLANT + 1), np.uint8)) > 0
+
+
+def remembered_scratches(ridges: tuple[np.ndarray, np.ndarray], columns: np.ndarray) -> np.ndarray:
+    """Lines at the columns where a scratch was found in the last frames (bool per column), held
+    over a shorter run, with no motion test: where the scene under it is flat or stands still for a
+    moment, or the line fades over part of the frame, the motion test cannot see the scratch it
+    found a few frames before. Only columns the motion test found are looked at, so a pole on a
+    still camera, never found, is never remembered."""
+    h, w = ridges[0].shape
+    reach = cv2.dilate(columns.astype(np.uint8)[None, :], np.ones((1, 2 * MEMORY_REACH + 1), np.uint8))[0] > 0
+    found = np.zeros((h, w), bool)
+    if not reach.any():
+        return found
+    run = max(16, int(MEMORY_RUN * h)) | 1
+    for ridge in ridges:
+        binary = ((ridge >= MIN_CONTRAST) & reach[None, :]).astype(np.float32)
+        if not binary.any():
+            continue
+        wide = cv2.dilate(binary, np.ones((1, 2 * SLANT + 1), np.uint8))
+        held = cv2.boxFilter(wide, -1, (1, run), borderType=cv2.BORDER_CONSTANT) >= DENSITY
+        band = cv2.dilate(held.astype(np.uint8), np.ones((run, 2 * SLANT + 1), np.uint8)) > 0
+        found |= band & (ridge >= MIN_CONTRAST // 2) & reach[None, :]
+    return found
 
 
 def _scene_motion(prop: Propagator, slot: FrameSlot, other: FrameSlot, ys: np.ndarray,
