@@ -78,15 +78,19 @@ def remembered_scratches(ridges: tuple[np.ndarray, np.ndarray], columns: np.ndar
     found = np.zeros((h, w), bool)
     if not reach.any():
         return found
+    where = np.flatnonzero(reach)  # only the columns around remembered scratches are looked at
+    x0, x1 = int(where[0]), int(where[-1]) + 1
+    reach = reach[x0:x1]
     run = max(16, int(MEMORY_RUN * h)) | 1
-    for ridge in ridges:
+    for full in ridges:
+        ridge = full[:, x0:x1]
         binary = ((ridge >= MIN_CONTRAST) & reach[None, :]).astype(np.float32)
         if not binary.any():
             continue
         wide = cv2.dilate(binary, np.ones((1, 2 * SLANT + 1), np.uint8))
         held = cv2.boxFilter(wide, -1, (1, run), borderType=cv2.BORDER_CONSTANT) >= DENSITY
         band = cv2.dilate(held.astype(np.uint8), np.ones((run, 2 * SLANT + 1), np.uint8)) > 0
-        found |= band & (ridge >= MIN_CONTRAST // 2) & reach[None, :]
+        found[:, x0:x1] |= band & (ridge >= MIN_CONTRAST // 2) & reach[None, :]
     return found
 
 
