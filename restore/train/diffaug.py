@@ -53,7 +53,7 @@ def draw(n: int, height: int, width: int, device: torch.device, policies: tuple[
 
     ones = torch.ones(n, 1, 1, 1, device=device)
     color = "color" in policies
-    brightness = rand(n, 1, 1, 1) - 0.5 if color else ones * 0
+    brightness = rand(n, 1, 1, 1) - 0.5 if color else torch.zeros_like(ones)
     saturation = rand(n, 1, 1, 1) * 2 if color else ones
     contrast = rand(n, 1, 1, 1) + 0.5 if color else ones
     if "translation" in policies:

@@ -53,14 +53,15 @@ def line_ridges(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out[0], out[1]
 
 
-def line_bands(ridge: np.ndarray) -> np.ndarray:
-    """Where a thin near-upright line holds over a long run: bool, a few px wide around it."""
+def line_bands(ridge: np.ndarray, min_run: float = MIN_RUN) -> np.ndarray:
+    """Where a thin near-upright line holds over a run of ``min_run`` of the height: bool, a few
+    px wide around it."""
     h = ridge.shape[0]
     binary = (ridge >= MIN_CONTRAST).astype(np.float32)
     if not binary.any():
         return binary > 0
     wide = cv2.dilate(binary, np.ones((1, 2 * SLANT + 1), np.uint8))
-    run = max(16, int(MIN_RUN * h)) | 1
+    run = max(16, int(min_run * h)) | 1
     density = cv2.boxFilter(wide, -1, (1, run), borderType=cv2.BORDER_CONSTANT)
     held = (density >= DENSITY).astype(np.uint8)
     # Every row of a run that holds, and the columns the line may wander over.
@@ -80,17 +81,10 @@ def remembered_scratches(ridges: tuple[np.ndarray, np.ndarray], columns: np.ndar
         return found
     where = np.flatnonzero(reach)  # only the columns around remembered scratches are looked at
     x0, x1 = int(where[0]), int(where[-1]) + 1
-    reach = reach[x0:x1]
-    run = max(16, int(MEMORY_RUN * h)) | 1
+    reach = reach[None, x0:x1]
     for full in ridges:
-        ridge = full[:, x0:x1]
-        binary = ((ridge >= MIN_CONTRAST) & reach[None, :]).astype(np.float32)
-        if not binary.any():
-            continue
-        wide = cv2.dilate(binary, np.ones((1, 2 * SLANT + 1), np.uint8))
-        held = cv2.boxFilter(wide, -1, (1, run), borderType=cv2.BORDER_CONSTANT) >= DENSITY
-        band = cv2.dilate(held.astype(np.uint8), np.ones((run, 2 * SLANT + 1), np.uint8)) > 0
-        found[:, x0:x1] |= band & (ridge >= MIN_CONTRAST // 2) & reach[None, :]
+        ridge = np.where(reach, full[:, x0:x1], 0)
+        found[:, x0:x1] |= line_bands(ridge, MEMORY_RUN) & (ridge >= MIN_CONTRAST // 2)
     return found
 
 
