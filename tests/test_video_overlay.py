@@ -13,7 +13,7 @@ import subprocess
 import cv2
 import numpy as np
 import pytest
-from conftest import SHARED
+from conftest import EXAMPLES, SHARED
 
 from restore.video.job import RepairOptions, repair_frames
 from restore.video.overlay import OverlayFinder
@@ -116,6 +116,35 @@ def test_the_job_masks_the_overlay_from_its_warm_up_pass(footage):
     assert (masks & ~truth).sum() < (shapes[None] & ~truth).sum()
     digits = seen & ~truth.all(0)
     assert recall(masks, digits) >= 0.9
+
+
+def test_a_pan_under_the_overlay_is_copied_from_the_frames_beside(footage):
+    """The flow is computed with the overlay's strokes pre-filled: left in, their edges (which do
+    not move) hold the flow around them at zero, and the copies under the text come from the
+    wrong place. With nothing but copies (no generator), most of the text must go."""
+
+    class NoDamage:
+        model_name = "none"
+
+        def detect(self, images):
+            return [np.zeros(i.shape[:2], bool) for i in images]
+
+    class Echo:  # leaves what no frame showed as it was
+        model_name, device = "echo", "cpu"
+
+        def repair(self, images, masks, grown=None):
+            return images
+
+    photo = cv2.imread(str(EXAMPLES / "originals" / "mountain.jpg"))[..., ::-1]
+    h, w = footage.shape[1:3]
+    photo = cv2.resize(photo, (2 * w, round(photo.shape[0] * 2 * w / photo.shape[1])))
+    clean = np.stack([photo[:h, 3 * i:3 * i + w] for i in range(60)])  # the camera pans 3 px a frame
+    frames, truth = draw_overlay(clean)
+    out = np.stack([r.pixels for r in repair_frames(frames, Echo(), detector=NoDamage(), warmup=frames,
+                                                    options=RepairOptions(cues=("overlay",)))])
+    before = np.abs(frames.astype(np.float32) - clean)[truth].mean()
+    after = np.abs(out.astype(np.float32) - clean)[truth].mean()
+    assert after < 0.2 * before, (after, before)
 
 
 def test_no_overlay_on_a_still_camera_or_letterbox_bars(footage):
