@@ -87,6 +87,25 @@ def test_clock_and_logo_found_on_moving_footage(footage):
     assert digits.sum() > 200 and recall(found, digits) >= 0.9
 
 
+def test_a_logo_is_found_whole_when_something_white_passes_behind_part_of_it(footage):
+    """Over white, a half-transparent white logo's edge vanishes: that part of the ring is
+    coherent in fewer sub-windows and changes with the picture. It is still the logo's."""
+    clean = footage.copy()
+    h, w = clean.shape[1:3]
+    for i in range(len(clean)):
+        if (i // 4) % 3 == 0:  # a third of the frames
+            clean[i, h - 60:, w - 30:] = 250
+    frames, truth = draw_overlay(clean)
+    seen = visible(frames, clean, truth)
+    logo = seen.copy()
+    logo[:, :h - 60] = False
+    logo[:, :, :w - 60] = False
+    found = find(frames)
+    assert (found[None] & logo).sum() >= 0.9 * logo.sum()
+    near = cv2.dilate(truth.any(0).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    assert (found & ~near).mean() < 0.01
+
+
 def test_the_job_masks_the_overlay_from_its_warm_up_pass(footage):
     class NoDamage:
         model_name = "none"

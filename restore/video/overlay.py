@@ -55,6 +55,9 @@ STEADY = 1.0  # an overlay's edge pixels change less than its contrast (a drifti
 # ... or, half-transparent: under LOGO_STEADY x its contrast and LOGO_SHARE x the mean change within
 # 4 px. 0.9 flagged a false overlay on a clean clip (realshort.mp4); 0.7 and 0.8 did not.
 LOGO_STEADY, LOGO_SHARE = 1.5, 0.7
+# Weaker edges that extend a found shape inside its own box: coherent, changing by under
+# WEAK_STEADY x their contrast, there in WEAK_PERSIST of the sub-windows.
+WEAK_STEADY, WEAK_PERSIST = 2.0, 0.5
 # Strokes inside a found shape (full resolution): a pixel is the overlay's if its spread over the
 # first frames is under STROKE_SHARE of the shape's upper-quartile spread (and under STROKE_MIN
 # grey levels at least), or if it is within STROKE_TONE grey levels of the steady pixels' tone in
@@ -261,6 +264,7 @@ class OverlayFinder:
             boxes[max(0, y - pad):min(h, y + bh + pad + 1), max(0, x - reach):min(w, x + bw + reach)] = True
         if not found.any():
             return empty
+        found = self._complete(found, edges, strength, spread, shapes)
         # A clock: next to found text, edges as strong as the text's, coherent over a sub-window.
         reference = float(np.median(strength[found & edges])) if (found & edges).any() else MIN_EDGE
         digits = boxes & (self._sub_best > max(MIN_EDGE, 0.6 * reference)) & (moving | found)
@@ -268,6 +272,29 @@ class OverlayFinder:
             digits = cv2.morphologyEx(digits.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
             found |= _fill_enclosed(digits, max_area=digits.size // 50)
         return found
+
+
+    def _complete(self, found: np.ndarray, edges: np.ndarray, strength: np.ndarray, spread: np.ndarray,
+                  shapes: np.ndarray) -> np.ndarray:
+        """Grow each found shape along weaker edges inside its own box: where the picture behind a
+        half-transparent logo is as bright as the logo, its edge vanishes for a while and the
+        pixels on it change with the picture (the arc of a ring missed on a 720p clip)."""
+        n = self.count
+        weak = ((strength > COHERENT * self._abs / n) & (strength > MIN_EDGE)
+                & (spread < WEAK_STEADY * strength) & (self._kept >= WEAK_PERSIST * self._windows))
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(found.astype(np.uint8), connectivity=8)
+        h, w = found.shape
+        near = np.zeros_like(found)
+        for label in range(1, count):
+            x, y, bw, bh, _ = stats[label]
+            near[max(0, y - RING):min(h, y + bh + RING), max(0, x - RING):min(w, x + bw + RING)] = True
+        grown = cv2.morphologyEx(((weak & near) | found).astype(np.uint8), cv2.MORPH_CLOSE,
+                                 np.ones((5, 5), np.uint8)) > 0
+        count, labels, _, _ = cv2.connectedComponentsWithStats(grown.astype(np.uint8), connectivity=8)
+        touching = np.zeros(count, bool)
+        touching[np.unique(labels[found])] = True
+        touching[0] = False
+        return found | touching[labels]
 
 
 class _Stroke:
