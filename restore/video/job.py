@@ -256,12 +256,10 @@ class _Stream:
         elif after is None and self.ended:  # the last
             after = self.window.get(index - 2)
         if self.use_specks and before is not None and after is not None:
+            # (Also against the frames two away, for a scratch that wandered less than its width:
+            # the scratch cue finds those now; that second look cost 13% of the time at 720p and
+            # flagged a third more clean pixels for 0.1 dB.)
             slot.hole = slot.hole | self._specks(slot, before, after, overlay)
-            far = self.window.get(index - 2), self.window.get(index + 2)
-            if far[0] is not None and far[1] is not None and before.index == index - 1:
-                # Two frames away: a scratch that wandered less than its width in one frame has
-                # usually moved off itself by then.
-                slot.hole = slot.hole | self._specks(slot, far[0], far[1], overlay)
         if self.use_scratches:
             slot.hole = slot.hole | self._scratches(slot)
         slot.set_final()
