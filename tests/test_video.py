@@ -25,7 +25,7 @@ from conftest import EXAMPLES, SHARED
 
 from restore.cli import main
 from restore.video.job import RepairOptions, fill_small_leftovers, repair_frames
-from restore.video.masks import damage_boxes, single_frame_defects
+from restore.video.masks import damage_boxes, single_frame_defects, stepped_box
 from restore.video.overlay import OverlayFinder
 from restore.video.plan import plan_video_jobs
 from restore.video.propagate import bilinear
@@ -309,9 +309,10 @@ def test_killed_run_leaves_no_output_and_rerun_finishes(clip, tmp_path, tiny_mod
     assert len(_frames(final)) == len(clip.frames)
 
 
-def test_boxes_around_finds_come_in_few_sizes_and_hold_the_finds():
-    """The detector looks in these boxes between its full looks; each new input shape costs the
-    network library memory it keeps, so their sides are multiples of 64 (or the frame's)."""
+def test_the_detector_looks_in_boxes_of_few_sizes_around_its_finds():
+    """Between full looks the detector looks around its last finds; each new input shape costs
+    the network library memory it keeps, so what it is given has sides that are multiples of
+    64 (or the frame's) and holds each box."""
     rng = np.random.default_rng(0)
     sizes = set()
     for _ in range(40):
@@ -321,14 +322,15 @@ def test_boxes_around_finds_come_in_few_sizes_and_hold_the_finds():
             y, x = int(rng.integers(0, h - 30)), int(rng.integers(0, w - 30))
             mask[y:y + int(rng.integers(15, 30)), x:x + int(rng.integers(15, 30))] = True
         boxes = damage_boxes(mask, 16)
+        grown = cv2.dilate(mask.astype(np.uint8), np.ones((33, 33), np.uint8)) > 0
         covered = np.zeros_like(mask)
-        for y0, y1, x0, x1 in boxes:
-            assert 0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w
+        for box in boxes:
+            covered[box[0]:box[1], box[2]:box[3]] = True
+            y0, y1, x0, x1 = stepped_box(box, (h, w))
+            assert 0 <= y0 <= box[0] and box[1] <= y1 <= h and 0 <= x0 <= box[2] and box[3] <= x1 <= w
             assert (y1 - y0) % 64 == 0 or y1 - y0 == h
             assert (x1 - x0) % 64 == 0 or x1 - x0 == w
-            covered[y0:y1, x0:x1] = True
             sizes.add((y1 - y0, x1 - x0))
-        grown = cv2.dilate(mask.astype(np.uint8), np.ones((33, 33), np.uint8)) > 0
         assert covered[grown].all()  # every find with its 16 px margin
     assert len(sizes) < 40
 

@@ -40,6 +40,7 @@ from restore.video.masks import (
     grow,
     single_frame_defects,
     static_masks,
+    stepped_box,
     video_masks,
 )
 from restore.video.overlay import OverlayFinder
@@ -225,9 +226,12 @@ class _Stream:
         self.near = near
         masks = [found.get(i, np.zeros(frame.shape[:2], bool)) for i, frame in enumerate(new)]
         if crops:
-            looks = self.detector.detect([new[i][y0:y1, x0:x1] for i, (y0, y1, x0, x1) in crops])
-            for (i, (y0, y1, x0, x1)), look in zip(crops, looks, strict=True):
-                masks[i][y0:y1, x0:x1] |= look
+            shape = new[0].shape[:2]
+            wide = [stepped_box(box, shape) for _, box in crops]
+            looks = self.detector.detect([new[i][y0:y1, x0:x1] for (i, _), (y0, y1, x0, x1) in
+                                          zip(crops, wide, strict=True)])
+            for (i, (y0, y1, x0, x1)), (wy0, _, wx0, _), look in zip(crops, wide, looks, strict=True):
+                masks[i][y0:y1, x0:x1] |= look[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0]
         return masks
 
     def _learn_overlay(self, warmup: Iterator[np.ndarray]) -> None:

@@ -76,14 +76,11 @@ def single_frame_defects(current: np.ndarray, previous: np.ndarray, following: n
     return keep[labels]
 
 
-def damage_boxes(mask: np.ndarray, margin: int, step: int = 64) -> list[tuple[int, int, int, int]]:
+def damage_boxes(mask: np.ndarray, margin: int, min_side: int = 32) -> list[tuple[int, int, int, int]]:
     """(y0, y1, x0, x1) boxes around a detection's finds, ``margin`` wider, merged where they meet.
 
     Speck-sized finds are left out: a speck is in one frame only, so there is nothing to look
     for near it in the next; ``single_frame_defects`` finds specks in every frame anyway.
-    Sides are multiples of ``step`` (or the frame's): every new input shape costs the network
-    library memory it keeps (oneDNN's primitive cache), so with boxes of any size a clip's
-    memory crept up by 110 MB over a minute of 720p.
     """
     h, w = mask.shape
     count, _, stats = components(mask)
@@ -95,14 +92,23 @@ def damage_boxes(mask: np.ndarray, margin: int, step: int = 64) -> list[tuple[in
     count, _, stats = components(area)
     boxes = []
     for x, y, bw, bh, _ in stats[1:count]:
-        y0, y1 = _stepped(int(y), int(y + bh), h, step)
-        x0, x1 = _stepped(int(x), int(x + bw), w, step)
-        boxes.append((y0, y1, x0, x1))
+        gx, gy = max(0, min_side - bw) // 2 + 1, max(0, min_side - bh) // 2 + 1
+        boxes.append((max(0, y - gy), min(h, y + bh + gy), max(0, x - gx), min(w, x + bw + gx)))
     return boxes
 
 
+def stepped_box(box: tuple[int, int, int, int], shape: tuple[int, int],
+                step: int = 64) -> tuple[int, int, int, int]:
+    """``box`` (y0, y1, x0, x1) widened about its middle to sides that are multiples of ``step``
+    (at most the frame's), inside the frame. The detector looks at these, not at boxes of any
+    size: every new input shape costs the network library memory it keeps (oneDNN's cache of
+    compiled primitives; 300 shapes, 55 MB)."""
+    y0, y1 = _stepped(box[0], box[1], shape[0], step)
+    x0, x1 = _stepped(box[2], box[3], shape[1], step)
+    return y0, y1, x0, x1
+
+
 def _stepped(start: int, end: int, size: int, step: int) -> tuple[int, int]:
-    """[start, end) widened about its middle to a multiple of ``step`` (at most ``size``), in [0, size)."""
     side = min(size, -(-(end - start) // step) * step)
     start = min(max(0, (start + end - side) // 2), size - side)
     return start, start + side
