@@ -59,7 +59,7 @@ from restore.video.scratches import MEMORY, film_scratches, line_ridges, remembe
 from restore.video.writer import DEFAULT_CRF, FramesWriter, VideoWriter, atomic_folder, output_pix_fmt
 
 OVERLAY_WARMUP = 150  # frames read ahead once to find burnt-in overlays before the first is written
-DETECT_EVERY = 4  # the detector costs ~2 s per 720p frame on 2 cores; in between, only near its finds
+DETECT_EVERY = 4  # a full look: ~0.15 s per 720p frame on 2 cores (one view); in between, only near finds
 SPECK_THRESHOLD, SPECK_ONE_SIDED = 30.0, 45.0  # grey levels a speck differs from its neighbours by
 SPECK_EDGE, SPECK_AT_EDGE = 8, 60.0  # px off the frame still judged there, and how strictly
 DETECT_MARGIN = 16  # pixels around the last full look's finds where frames in between are looked at

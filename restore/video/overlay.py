@@ -18,6 +18,9 @@ finder sums the gradient vector and its length over the frames it is shown:
   (text on a plain wall), the camera's motion decides (most of the textured picture changed).
   A still camera's wall, a letterbox bar, the still background beside someone walking past are
   never an overlay; there the damage detector or ``--mask`` has to find them.
+- each kept shape then **grows along weaker edges inside its own box**: where the picture
+  behind a half-transparent logo is as bright as the logo, that part of its edge vanishes for a
+  while and its pixels change with the picture, so it fails the tests above on its own;
 - a **clock**'s digits change every second, so over the whole window they are not coherent;
   but they are over a short sub-window. Next to found text (a box one and a half text heights
   to either side), edges as strong as the text's that were coherent over any sub-window are
