@@ -196,7 +196,7 @@ class _Stream:
                 strokes = None
                 if self.overlay is not None and self.overlay.done:
                     # Known before the flow is computed, so the flow's grey has them pre-filled: left
-                    # in, their steady edges pin the flow around them to zero (-1.7 dB at 720p).
+                    # in, their steady edges pin the flow around them to zero (-1.4 dB at 720p).
                     strokes = self.overlay.full_mask(*shape, grey=slot.grey_full())
                 self.prop.prepare(slot, strokes)
                 if strokes is not None:

@@ -267,7 +267,7 @@ class OverlayFinder:
             boxes[max(0, y - pad):min(h, y + bh + pad + 1), max(0, x - reach):min(w, x + bw + reach)] = True
         if not found.any():
             return empty
-        found = self._complete(found, edges, strength, spread, shapes)
+        found = self._complete(found, strength, spread)
         # A clock: next to found text, edges as strong as the text's, coherent over a sub-window.
         reference = float(np.median(strength[found & edges])) if (found & edges).any() else MIN_EDGE
         digits = boxes & (self._sub_best > max(MIN_EDGE, 0.6 * reference)) & (moving | found)
@@ -276,9 +276,7 @@ class OverlayFinder:
             found |= _fill_enclosed(digits, max_area=digits.size // 50)
         return found
 
-
-    def _complete(self, found: np.ndarray, edges: np.ndarray, strength: np.ndarray, spread: np.ndarray,
-                  shapes: np.ndarray) -> np.ndarray:
+    def _complete(self, found: np.ndarray, strength: np.ndarray, spread: np.ndarray) -> np.ndarray:
         """Grow each found shape along weaker edges inside its own box: where the picture behind a
         half-transparent logo is as bright as the logo, its edge vanishes for a while and the
         pixels on it change with the picture (the arc of a ring missed on a 720p clip)."""
