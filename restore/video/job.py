@@ -260,9 +260,9 @@ class _Stream:
         elif after is None and self.ended:  # the last
             after = self.window.get(index - 2)
         if self.use_specks and before is not None and after is not None:
-            # (Also against the frames two away, for a scratch that wandered less than its width:
-            # the scratch cue finds those now; that second look cost 13% of the time at 720p and
-            # flagged a third more clean pixels for 0.1 dB.)
+            # (Not also against the frames two away, for a scratch that wandered less than its
+            # width: the scratch cue finds those now, and that look flagged 40% more clean pixels
+            # for 0.1 dB; docs/experiments.md, "video: the flow around an overlay".)
             slot.hole = slot.hole | self._specks(slot, before, after, overlay)
         if self.use_scratches:
             slot.hole = slot.hole | self._scratches(slot)

@@ -47,6 +47,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from restore.inpaint.windows import components
+
 COHERENT = 0.6  # coherence above which an edge is "in the same place all along"
 MIN_EDGE = 10.0  # mean gradient (grey levels per pixel) an overlay's edge has at least
 SUB_WINDOW = 6  # frames per sub-window for edges that change now and then (a clock's digits)
@@ -67,6 +69,7 @@ WEAK_STEADY, WEAK_PERSIST = 2.0, 0.5
 # this frame. A shape with fewer than STROKE_KNOWN steady pixels is kept whole.
 STROKE_SHARE, STROKE_MIN, STROKE_TONE, STROKE_KNOWN = 0.6, 12.0, 40.0, 0.2
 STROKE_GROW = 2  # px: the glyphs' anti-aliased and codec-smeared rims (1 left bright halos: -9 dB)
+_RIM = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * STROKE_GROW + 1,) * 2)
 # Frames whose spread tells strokes from the picture: from 30 (a 1.5 s clip) the strokes lost
 # 0.5 dB against the whole shapes; from 40 and 150 they gained 0.6 and 0.9 dB.
 STROKE_FRAMES = 40
@@ -283,7 +286,7 @@ class OverlayFinder:
         n = self.count
         weak = ((strength > COHERENT * self._abs / n) & (strength > MIN_EDGE)
                 & (spread < WEAK_STEADY * strength) & (self._kept >= WEAK_PERSIST * self._windows))
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(found.astype(np.uint8), connectivity=8)
+        count, _, stats = components(found)
         h, w = found.shape
         near = np.zeros_like(found)
         for label in range(1, count):
@@ -291,7 +294,7 @@ class OverlayFinder:
             near[max(0, y - RING):min(h, y + bh + RING), max(0, x - RING):min(w, x + bw + RING)] = True
         grown = cv2.morphologyEx(((weak & near) | found).astype(np.uint8), cv2.MORPH_CLOSE,
                                  np.ones((5, 5), np.uint8)) > 0
-        count, labels, _, _ = cv2.connectedComponentsWithStats(grown.astype(np.uint8), connectivity=8)
+        count, labels, _ = components(grown)
         touching = np.zeros(count, bool)
         touching[np.unique(labels[found])] = True
         touching[0] = False
@@ -308,8 +311,7 @@ class _Stroke:
         if self.tone is None:
             return self.shape
         near = self.steady | (np.abs(grey.astype(np.float32) - self.tone) < STROKE_TONE)
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * STROKE_GROW + 1,) * 2)
-        return (cv2.dilate((near & self.shape).astype(np.uint8), kernel) > 0) & self.shape
+        return (cv2.dilate((near & self.shape).astype(np.uint8), _RIM) > 0) & self.shape
 
 
 def _changes_around(part: np.ndarray, shapes: np.ndarray, textured: np.ndarray, moving: np.ndarray,
