@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -24,6 +25,7 @@ from click.testing import CliRunner
 from conftest import EXAMPLES, SHARED
 
 from restore.cli import main
+from restore.video.ahead import Ahead
 from restore.video.job import RepairOptions, fill_small_leftovers, repair_frames
 from restore.video.masks import damage_boxes, single_frame_defects, stepped_box
 from restore.video.overlay import OverlayFinder
@@ -537,6 +539,52 @@ def test_detector_looks_at_every_kth_frame_and_near_its_finds_in_between():
     crops = [shape for call in detector.seen for shape in call if shape != (64, 96)]
     assert len(full) == 2 and len(crops) == 6 and all(w < 96 for _, w in crops)
     assert all(r.mask[:, 40 + r.index % 2].all() for r in out)  # found in every frame, in or out of a crop
+
+
+def test_the_detector_runs_ahead_on_its_own_thread_and_its_errors_reach_the_caller():
+    class Threads:
+        model_name = "threads"
+
+        def __init__(self, fail_at: int | None = None):
+            self.threads, self.calls, self.fail_at = set(), 0, fail_at
+
+        def detect(self, images):
+            self.calls += 1
+            self.threads.add(threading.current_thread().name)
+            if self.calls == self.fail_at:
+                raise RuntimeError("the detector broke")
+            return [np.zeros(i.shape[:2], bool) for i in images]
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 200, (48, 64, 3), dtype=np.uint8) for _ in range(12)]
+    options = RepairOptions(detect_every=1, cues=(), batch_size=4, dilate=0)
+    before = threading.active_count()
+    detector = Threads()
+    out = list(repair_frames(frames, Echo(), detector=detector, options=options))
+    assert [r.index for r in out] == list(range(12))
+    assert detector.threads == {"restore-detect"}
+    broken = Threads(fail_at=2)
+    with pytest.raises(RuntimeError, match="the detector broke"):
+        list(repair_frames(frames, Echo(), detector=broken, options=options))
+    stream = repair_frames(iter(frames), Echo(), detector=Threads(), options=options)
+    next(stream)
+    stream.close()  # the caller stops early: the worker stops too
+    assert threading.active_count() == before
+
+
+def test_ahead_keeps_order_and_closes_its_source_on_its_own_thread():
+    closed_on = []
+
+    def source():
+        try:
+            yield from range(100)
+        finally:
+            closed_on.append(threading.current_thread().name)
+
+    with Ahead(source(), depth=2, name="worker") as ahead:
+        assert [next(ahead) for _ in range(5)] == [0, 1, 2, 3, 4]
+    assert closed_on == ["worker"]
+    assert list(Ahead(iter(range(7)))) == list(range(7))
 
 
 def test_plan_names_outputs_and_skips_its_own(tmp_path):

@@ -33,6 +33,7 @@ from restore.detect.detector import Detector
 from restore.inpaint.engine import Inpainter
 from restore.inpaint.windows import components
 from restore.io.images import Picture, atomic_output
+from restore.video.ahead import Ahead
 from restore.video.masks import (
     CUES,
     damage_boxes,
@@ -134,12 +135,23 @@ class _Stream:
     def run(self, frames: Iterator[np.ndarray],
             warmup: Iterable[np.ndarray] | None) -> Iterator[RepairedFrame]:
         warmup_frames = iter(warmup) if warmup is not None else None
+        batches = self._batches(frames)
+        if self.detector is not None:  # the detector looks at the next batch while this one is repaired
+            batches = Ahead(batches, name="restore-detect")
+        try:
+            yield from self._run(batches, warmup_frames)
+        finally:
+            if isinstance(batches, Ahead):
+                batches.close()
+
+    def _run(self, batches: Iterator[tuple[list[np.ndarray], list[np.ndarray]]],
+             warmup_frames: Iterator[np.ndarray] | None) -> Iterator[RepairedFrame]:
         start = 0
         while True:
             ahead = 2 if self.use_specks or self.use_scratches else 0
             last_needed = start + self.batch - 1 + self.radius + ahead
             while not self.ended and self.read <= last_needed:
-                self._read_batch(frames, warmup_frames)
+                self._read_batch(batches, warmup_frames)
                 warmup_frames = None
             if start not in self.window:
                 return
@@ -158,8 +170,18 @@ class _Stream:
 
     # -- reading and masks ------------------------------------------------------------------
 
-    def _read_batch(self, frames: Iterator[np.ndarray], warmup: Iterator[np.ndarray] | None) -> None:
-        new: list[np.ndarray] = list(itertools.islice(frames, self.batch))
+    def _batches(self, frames: Iterator[np.ndarray]) -> Iterator[tuple[list[np.ndarray], list[np.ndarray]]]:
+        """Frames in batches, each with the detector's masks (empty when masks are given)."""
+        first = 0
+        while new := list(itertools.islice(frames, self.batch)):
+            yield new, (self._detect(new, first) if self.masks is None else [])
+            first += len(new)
+            if len(new) < self.batch:
+                return
+
+    def _read_batch(self, batches: Iterator[tuple[list[np.ndarray], list[np.ndarray]]],
+                    warmup: Iterator[np.ndarray] | None) -> None:
+        new, detected = next(batches, ([], []))
         if len(new) < self.batch:
             self.ended = True
         if not new:
@@ -181,7 +203,7 @@ class _Stream:
                     raise VideoError(f"there are fewer masks ({count}) than frames") from None
                 holes.append(grow(mask.astype(bool), self.dilate))
         else:
-            holes = [grow(m, self.dilate) for m in self._detect(new)]
+            holes = [grow(m, self.dilate) for m in detected]
         for frame, hole in zip(new, holes, strict=True):
             if self.shape is None:
                 self.shape = frame.shape
@@ -209,12 +231,13 @@ class _Stream:
             self.window[self.read] = slot
             self.read += 1
 
-    def _detect(self, new: list[np.ndarray]) -> list[np.ndarray]:
-        """The detector on every ``detect_every``-th frame; in between, only in boxes around what the
-        last full look found (a scratch stays near its place; specks have their own cue)."""
+    def _detect(self, new: list[np.ndarray], first: int) -> list[np.ndarray]:
+        """The detector on every ``detect_every``-th frame (``first`` is ``new[0]``'s index); in
+        between, only in boxes around what the last full look found (a scratch stays near its
+        place; specks have their own cue). Runs on the ``Ahead`` thread: touches only ``near``."""
         assert self.detector is not None
         every = max(1, self.options.detect_every)
-        full = [i for i in range(len(new)) if (self.read + i) % every == 0]
+        full = [i for i in range(len(new)) if (first + i) % every == 0]
         found = dict(zip(full, self.detector.detect([new[i] for i in full]), strict=True)) if full else {}
         crops: list[tuple[int, tuple[int, int, int, int]]] = []
         near = self.near
@@ -556,7 +579,7 @@ def restore_video(job: VideoJob, inpainter: Inpainter, options: VideoOptions | N
             mask_kind = "video" if is_video(mask_path) else "frames"
             outputs.append(_Output(mask_path, mask_kind, lambda tmp: (
                 FramesWriter(tmp) if mask_kind == "frames" else
-                VideoWriter(tmp, info.width, info.height, fps, codec="libx264", lossless=True,
+                VideoWriter(tmp, info.width, info.height, fps, codec="libx264", lossless=True, grey=True,
                             pix_fmt=output_pix_fmt(info.width, info.height, None)))))
         for repaired in stream:
             writer = outputs[0].writer
@@ -577,7 +600,7 @@ def restore_video(job: VideoJob, inpainter: Inpainter, options: VideoOptions | N
                     mask_writer.write(grey[..., None])
                 else:
                     assert isinstance(mask_writer, VideoWriter)
-                    mask_writer.write(np.repeat(grey[..., None], 3, axis=2))
+                    mask_writer.write(grey)
             frames += 1
             hole_pixels += int(repaired.mask.sum())
             copied += repaired.copied

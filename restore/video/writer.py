@@ -55,17 +55,20 @@ def _stored(frame: np.ndarray, rotation: int) -> np.ndarray:
 
 
 class VideoWriter:
-    """Encode RGB frames (H x W x 3 uint8, upright) to ``path`` with ffmpeg; raises VideoError on failure."""
+    """Encode RGB frames (H x W x 3 uint8, upright) to ``path`` with ffmpeg; raises VideoError on failure.
+
+    ``grey``: frames are H x W uint8 (masks): a third of the bytes through the pipe, and with
+    ``lossless`` x264's fastest preset, since a mask video is for checking, not for keeping small."""
 
     def __init__(self, path: Path, width: int, height: int, fps: Fraction, *, codec: str | None = None,
                  crf: int | None = DEFAULT_CRF, pix_fmt: str | None = None, rotation: int = 0,
-                 audio_from: Path | None = None, lossless: bool = False) -> None:
+                 audio_from: Path | None = None, lossless: bool = False, grey: bool = False) -> None:
         self.path, self.rotation = Path(path), rotation
         turn = round(rotation / 90) % 4
         stored_w, stored_h = (height, width) if turn % 2 else (width, height)
         codec = codec or default_codec(self.path)
-        cmd = [ffmpeg_exe(), "-nostdin", "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-s", f"{stored_w}x{stored_h}", "-r", str(fps)]
+        cmd = [ffmpeg_exe(), "-nostdin", "-y", "-v", "error", "-f", "rawvideo",
+               "-pix_fmt", "gray" if grey else "rgb24", "-s", f"{stored_w}x{stored_h}", "-r", str(fps)]
         if rotation:
             cmd += ["-display_rotation", str(rotation), "-noautorotate"]  # keep it as metadata
         cmd += ["-i", "-"]
@@ -74,7 +77,7 @@ class VideoWriter:
                     "-map_metadata", "1"]
         cmd += ["-c:v", codec, "-pix_fmt", pix_fmt or output_pix_fmt(stored_w, stored_h, None)]
         if lossless and codec.startswith("libx264"):
-            cmd += ["-qp", "0"]
+            cmd += ["-qp", "0"] + (["-preset", "ultrafast"] if grey else [])
         elif crf is not None and codec in _CRF_CODECS:
             low, high = _CRF_CODECS[codec]
             cmd += ["-crf", str(min(max(crf, low), high))] + (["-b:v", "0"] if "vpx" in codec else [])
