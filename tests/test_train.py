@@ -373,6 +373,32 @@ def test_refiner_trains_on_a_cache_of_exemplar_fills(tmp_path):
     assert (tmp_path / "work" / "samples" / "step0000002.png").exists()
 
 
+def test_a_low_pass_refiner_can_shift_a_fills_tone_but_not_smooth_its_texture():
+    """--refine-lowpass: whatever the head says, the correction is constant over blocks of that
+    size, blended smoothly; so the given fill's fine texture always comes through."""
+    from restore.model.generator import InpaintGenerator, as_refiner
+
+    torch.manual_seed(0)
+    trunk = InpaintGenerator(GeneratorConfig(base_channels=8, blocks=1)).eval()
+    free, low = as_refiner(trunk), as_refiner(trunk, lowpass=8)
+    assert low.config.refine_lowpass == 8 and free.config.refine_lowpass == 0
+    for model in (free, low):
+        torch.nn.init.normal_(model.head.weight, std=0.5)  # a correction with texture of its own
+    image = torch.rand(1, 3, 64, 64) * 2 - 1
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 8:56, 8:56] = 1
+    fill = (torch.rand(1, 3, 64, 64) * 2 - 1) * 0.5  # grainy
+    base = torch.lerp(image, fill, mask)
+
+    def roughness(delta: torch.Tensor) -> float:
+        return float((delta[..., 1:, :] - delta[..., :-1, :]).abs().mean())
+
+    with torch.no_grad():
+        free_delta, low_delta = free(image, mask, fill) - base, low(image, mask, fill) - base
+    assert low_delta.abs().mean() > 0.01  # it does correct
+    assert roughness(low_delta) < 0.25 * roughness(free_delta)
+
+
 def test_diffaug_moves_and_cuts_the_mask_with_the_pixels_and_passes_gradients():
     from restore.train import diffaug
 

@@ -116,6 +116,9 @@ metrics, in the same format as a one-device run, so either resumes the other."""
               help="Train the refiner of --fill realistic instead: a generator that corrects the "
                    "exemplar stage's fills, cached in this folder by benchmarks/exemplar_cache.py "
                    "(from DATA's photos). Start it from the shipped model: --init default.")
+@click.option("--refine-lowpass", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="With --exemplar-cache: the refiner's correction is averaged over blocks of this "
+                   "many pixels, so it recolours the fills but cannot smooth their texture (try 8).")
 @click.option("--diffaug", default="", show_default=False,
               help="Inpainting: DiffAugment policies for what the discriminator sees, comma-separated "
                    "from color, translation, cutout (all three for a small photo set) [default: off].")
@@ -130,8 +133,8 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
                   prefill: bool | None, padding: str | None, perceptual_weight: float, adv_weight: float,
                   fm_weight: float, r1_weight: float,
                   hole_lowpass: int, hole_pixel_weight: float, hole_border: float, fake_patches: str,
-                  transpose: float, workers: int | None, exemplar_cache: Path | None, diffaug: str,
-                  seed: int, quiet: bool) -> None:
+                  transpose: float, workers: int | None, exemplar_cache: Path | None, refine_lowpass: int,
+                  diffaug: str, seed: int, quiet: bool) -> None:
     """Train the inpainting GAN (or, with --task detect, the damage detector) on DATA, a folder of photos.
 
     Inpainting: DATA holds clean photos; masks are synthesised. Detection: synthetic damage is
@@ -194,7 +197,7 @@ def train_command(data: Path, task: str, labels: Path | None, out: Path, work_di
         perceptual_weight=perceptual_weight, adv_weight=adv_weight, fm_weight=fm_weight, r1_weight=r1_weight,
         hole_lowpass=hole_lowpass, hole_pixel_weight=hole_pixel_weight, fake_patches=fake_patches,
         hole_border=hole_border, transpose=transpose, workers=workers, d_warmup_steps=d_warmup,
-        exemplar_cache=exemplar_cache, diffaug=policies,
+        exemplar_cache=exemplar_cache, refine_lowpass=refine_lowpass, diffaug=policies,
         **({"lr_g": lr, "lr_d": lr * LR_D_RATIO} if lr else {}),
     )
     distributed.init(dev)  # no-op without torchrun

@@ -28,6 +28,11 @@ class GeneratorConfig:
     # A refiner: start from a fill given with the input (the exemplar stage's, restore/inpaint/
     # exemplar.py) and predict a correction to it; the push-pull fill is then not used.
     refine: bool = False
+    # A refiner's correction averaged over blocks of this many pixels and upsampled smoothly (0:
+    # off): it can recolour the given fill and shift its tone, not average its texture away,
+    # which is where every CPU-trained refiner drifted (docs/experiments.md, "a refiner trained
+    # on exemplar fills").
+    refine_lowpass: int = 0
     # Border padding of the convolutions. Zero padding lets oneDNN pad inside the convolution;
     # reflect padding (LaMa's choice, and our models' before this option) made a CPU pass at
     # 512² 1.7x slower, copying every activation.
@@ -184,6 +189,12 @@ class InpaintGenerator(nn.Module):
             x = up(x)
             if self.config.skips:
                 x = x + skip
+        if self.config.refine and self.config.refine_lowpass > 1:
+            delta = self.head(x)
+            coarse = nn.functional.avg_pool2d(delta, self.config.refine_lowpass, ceil_mode=True)
+            delta = nn.functional.interpolate(coarse, size=delta.shape[-2:], mode="bilinear",
+                                              align_corners=False)
+            return (base + delta).clamp(-1, 1)
         if self.config.prefill or self.config.refine:
             return (base + self.head(x)).clamp(-1, 1)
         return torch.tanh(self.head(x))
@@ -197,10 +208,11 @@ def reshaped(model: InpaintGenerator, **changes: object) -> InpaintGenerator:
     return changed.train(model.training)
 
 
-def as_refiner(model: InpaintGenerator) -> InpaintGenerator:
+def as_refiner(model: InpaintGenerator, lowpass: int = 0) -> InpaintGenerator:
     """The same trained trunk, switched to correcting a given fill (the exemplar stage's); its head
-    starts at zero, so the refiner's first output is that fill itself, texture and all."""
-    refiner = reshaped(model, refine=True)
+    starts at zero, so the refiner's first output is that fill itself, texture and all.
+    ``lowpass``: GeneratorConfig.refine_lowpass."""
+    refiner = reshaped(model, refine=True, refine_lowpass=lowpass)
     nn.init.zeros_(refiner.head.weight)
     nn.init.zeros_(refiner.head.bias)
     return refiner.train(model.training)

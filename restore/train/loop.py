@@ -106,6 +106,7 @@ class TrainConfig:
     # Train the refiner of --fill realistic (GeneratorConfig.refine) on this cache of exemplar
     # fills (restore/train/exemplar_cache.py) instead of on fresh crops of ``data``.
     exemplar_cache: Path | None = None
+    refine_lowpass: int = 0  # GeneratorConfig.refine_lowpass for a new refiner
     # DiffAugment policies (restore/train/diffaug.py) applied to what the discriminator sees, so
     # it cannot memorise a small photo set; () = off, the shipped model's recipe.
     diffaug: tuple[str, ...] = ()
@@ -237,11 +238,11 @@ def train(cfg: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dic
         if cfg.padding and cfg.padding != generator.config.padding:
             generator = reshaped(generator, padding=cfg.padding)
         if refine and not generator.config.refine:
-            generator = as_refiner(generator)
+            generator = as_refiner(generator, cfg.refine_lowpass)
         gen_cfg = generator.config
     else:
         if refine:
-            gen_cfg = replace(gen_cfg, refine=True)
+            gen_cfg = replace(gen_cfg, refine=True, refine_lowpass=cfg.refine_lowpass)
         generator = InpaintGenerator(gen_cfg)
     discriminator = PatchDiscriminator()
     perceptual = (PerceptualLoss().to(device, memory_format=torch.channels_last)
