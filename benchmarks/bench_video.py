@@ -185,6 +185,8 @@ def run_worker(method: str, args: argparse.Namespace) -> dict[str, Any]:
             repair.flow_side = args.flow_side
         if args.radius is not None:
             repair.radius = args.radius
+        if args.later is not None:
+            repair.later = args.later
         if args.cues is not None:
             repair.cues = tuple(c for c in args.cues.split(",") if c and c != "none")
         detector = None
@@ -242,6 +244,8 @@ def spawn(method: str, folder: Path, args: argparse.Namespace) -> dict[str, Any]
         cmd += ["--flow-side", str(args.flow_side)]
     if args.radius is not None:
         cmd += ["--radius", str(args.radius)]
+    if args.later is not None:
+        cmd += ["--later", str(args.later)]
     if args.cues is not None:
         cmd += ["--cues", args.cues]
     if args.model:
@@ -366,6 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="auto: run the detector on every k-th frame [default: the job's]")
     parser.add_argument("--radius", type=int, default=None,
                         help="restore video's --radius: neighbours copied from on each side [default: its]")
+    parser.add_argument("--later", type=int, default=None,
+                        help="frames after each one followed for what the near ones do not show "
+                             "[default: restore video's; 0: off]")
     parser.add_argument("--flow-side", type=int, default=None,
                         help="optical flow's resolution, the long side in px [default: the job's]")
     parser.add_argument("--classical-thin", type=float, default=None,

@@ -650,3 +650,32 @@ def test_damage_missed_in_one_neighbour_is_not_copied_into_the_hole():
     error = np.abs(out[4].pixels.astype(np.float32) - truth[4].astype(np.float32))[hole].max(-1)
     assert out[4].copied == hole.sum()
     assert np.percentile(error, 99) < 40, np.percentile(error, 99)
+
+
+def test_the_middle_of_a_wide_still_hole_is_found_in_frames_beyond_the_near_ones():
+    """Under a 24 px logo on a 2 px-a-frame pan, most of it shows only 3 to 12 frames on: the near
+    neighbours (2 each side) do not show it, and the first frames have no earlier repair to carry
+    it in. Followed through the later frames (``RepairOptions.later``) it is copied, not invented."""
+    photo = cv2.imread(str(EXAMPLES / "originals" / "mountain.jpg"))[..., ::-1]
+    h, w = 120, 200
+    photo = cv2.resize(photo, (2 * w, round(photo.shape[0] * 2 * w / photo.shape[1])))
+    clean = np.stack([photo[:h, 2 * i:2 * i + w] for i in range(24)])
+    hole = np.zeros((h, w), bool)
+    hole[40:80, 80:104] = True
+    frames = clean.copy()
+    frames[:, hole] = 255
+
+    class Grey:  # what no frame showed comes back flat grey: easy to tell from a copy
+        model_name, device = "grey", "cpu"
+
+        def repair(self, images, masks, grown=None):
+            return [np.where(m[..., None], 128, i).astype(np.uint8)
+                    for i, m in zip(images, masks, strict=True)]
+
+    def error(later: int) -> float:
+        out = np.stack([r.pixels for r in repair_frames(frames, Grey(), masks=[hole] * len(frames),
+                                                        options=RepairOptions(later=later))])
+        return float(np.abs(out[:8].astype(np.float32) - clean[:8])[:, hole].mean())
+
+    followed, near_only = error(12), error(0)
+    assert followed < 0.5 * near_only, (followed, near_only)

@@ -64,6 +64,7 @@ DETECT_EVERY = 4  # a full look: ~0.15 s per 720p frame on 2 cores (one view); i
 SPECK_THRESHOLD, SPECK_ONE_SIDED = 30.0, 45.0  # grey levels a speck differs from its neighbours by
 SPECK_EDGE, SPECK_AT_EDGE = 8, 60.0  # px off the frame still judged there, and how strictly
 DETECT_MARGIN = 16  # pixels around the last full look's finds where frames in between are looked at
+LATER = 12  # frames followed ahead (propagate.trace_later): the middle of a 40 px logo at 1-2 px a frame
 SMALL_LEFTOVER = 64  # pixels: leftovers up to this size (or thin ones) are filled by Telea, not the generator
 SEQUENCE_FPS = Fraction(24)  # frame sequences have no rate of their own; film runs at 24
 
@@ -79,6 +80,7 @@ class RepairOptions:
     temporal: bool = True  # False: every frame on its own (per-frame generator), for comparison
     flow_side: int = 640
     detect_every: int = DETECT_EVERY  # the detector on the whole of every k-th frame, near its finds between
+    later: int = LATER  # frames after each one through which what the near ones do not show is followed
 
 
 @dataclass
@@ -147,16 +149,17 @@ class _Stream:
     def _run(self, batches: Iterator[tuple[list[np.ndarray], list[np.ndarray]]],
              warmup_frames: Iterator[np.ndarray] | None) -> Iterator[RepairedFrame]:
         start = 0
+        reach = max(self.radius, self.options.later if self.radius else 0)
         while True:
             ahead = 2 if self.use_specks or self.use_scratches else 0
-            last_needed = start + self.batch - 1 + self.radius + ahead
+            last_needed = start + self.batch - 1 + reach + ahead
             while not self.ended and self.read <= last_needed:
                 self._read_batch(batches, warmup_frames)
                 warmup_frames = None
             if start not in self.window:
                 return
             end = min(start + self.batch, self.read)
-            for index in range(start, min(end + self.radius, self.read)):
+            for index in range(start, min(end + reach, self.read)):
                 self._finalise(index)
             batch = [self.window[i] for i in range(start, end)]
             yield from self._repair(batch)
@@ -362,7 +365,13 @@ class _Stream:
                 group = [self.window[i] for i in (slot.index - k, slot.index + k) if i in self.window]
                 if group:
                     groups.append(group)
-            out, pending, count = propagate(slot, groups, self.window.get(slot.index - 1), self.prop)
+            later = []
+            for i in range(slot.index + 1, slot.index + 1 + self.options.later):
+                if i not in self.window or not self.window[i].final:
+                    break
+                later.append(self.window[i])
+            out, pending, count = propagate(slot, groups, self.window.get(slot.index - 1), self.prop,
+                                            later=later if len(later) > self.radius else None)
             fill_small_leftovers(out, pending.root)
             waiting = pending.mask
             slot.out, slot.pending = out, waiting if waiting.any() else None

@@ -406,10 +406,12 @@ def _copies(slot: FrameSlot, other: FrameSlot, prop: Propagator, tracks: _Tracks
 
 
 def propagate(slot: FrameSlot, neighbours: list[list[FrameSlot]], previous: FrameSlot | None,
-              prop: Propagator) -> tuple[np.ndarray, Pending, int]:
+              prop: Propagator, later: list[FrameSlot] | None = None) -> tuple[np.ndarray, Pending, int]:
     """Fill ``slot``'s holes from neighbours; returns (pixels, what is left, pixels copied).
 
     ``neighbours`` is grouped by distance (nearest first), each group the frames before and after.
+    ``later``: the frames after the slot, in order, beyond which the near neighbours reach; a
+    pixel none of them shows is followed through them (``trace_later``).
     ``previous`` is the frame just before, already repaired (its ``out``), used last: content no
     original frame shows is then carried along the motion instead of being invented again.
     """
@@ -442,6 +444,11 @@ def propagate(slot: FrameSlot, neighbours: list[list[FrameSlot]], previous: Fram
         idx = todo[got]
         out[ys[idx], xs[idx]] = _as_dtype(total[got] / weight[got, None], out.dtype)
         left[idx] = False
+    todo = np.nonzero(left)[0]
+    if len(todo) and later:
+        got, values = trace_later(slot, later, prop, ys[todo], xs[todo], ring, skip=len(neighbours))
+        out[ys[todo[got]], xs[todo[got]]] = _as_dtype(values[got], out.dtype)
+        left[todo[got]] = False
     copied = int(len(ys) - left.sum())
     chain = np.zeros(0, np.intp)
     from_x = from_y = np.zeros(0, np.float32)
@@ -459,9 +466,9 @@ def propagate(slot: FrameSlot, neighbours: list[list[FrameSlot]], previous: Fram
         if now.any():
             values += _correction(slot, previous.out, tracks.ring(previous), None, ys[idx], xs[idx], ring)[0]
         out[ys[idx], xs[idx]] = _as_dtype(values, out.dtype)
-        later = ok & waiting
-        chain = todo[later]
-        from_x, from_y = track.x[later], track.y[later]
+        deferred = ok & waiting
+        chain = todo[deferred]
+        from_x, from_y = track.x[deferred], track.y[deferred]
         left[todo[ok]] = False
         copied += int(now.sum())
     todo = np.nonzero(left)[0]
@@ -487,6 +494,56 @@ def propagate(slot: FrameSlot, neighbours: list[list[FrameSlot]], previous: Fram
     root = np.zeros(slot.hole.shape, bool)
     root[ys[left], xs[left]] = True
     return out, Pending(root, ys[chain], xs[chain], from_x, from_y), copied
+
+
+def trace_later(slot: FrameSlot, later: list[FrameSlot], prop: Propagator, ys: np.ndarray, xs: np.ndarray,
+                ring: tuple[np.ndarray, np.ndarray], skip: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Follow hole pixels (ys, xs) frame by frame through ``later`` (the frames after the slot, in
+    order) along the flow, to the first frame where each is not damaged; (found, values).
+
+    Under a burnt-in logo the scene slides by a pixel or two a frame, so the middle of a 40 px
+    shape is seen only ten or twenty frames on, beyond the near neighbours' reach; at the start
+    of a shot no earlier repair can carry it in either, and the generator's guess was kept for
+    a second (docs/experiments.md, "video: following the picture under a logo"). Step by step
+    the motion inside each frame's holes is the flow filled from around them, which drifts on
+    shaky footage: the known ``ring`` around the hole is followed too, and a copy is taken only
+    where the ring fits the frame it came from as closely as a near copy must (``FIT``), with the
+    ring's misfit spread inward as for near copies. The first ``skip`` frames are only passed
+    through (the near neighbours had their say there).
+    """
+    count, channels = len(ys), slot.pixels.shape[2]
+    scale = float(np.iinfo(slot.pixels.dtype).max) if np.issubdtype(slot.pixels.dtype, np.integer) else 1.0
+    found = np.zeros(count, bool)
+    values = np.zeros((count, channels), np.float32)
+    points = [np.concatenate([xs, ring[1]]).astype(np.float32),
+              np.concatenate([ys, ring[0]]).astype(np.float32)]
+    on = np.ones(len(points[0]), bool)  # still inside the frame
+    here = slot
+    for step, other in enumerate(later, start=1):
+        if found.all() or not prop.same_shot(here, other):
+            break
+        x, y = points
+        flow = bilinear(prop.filled_flow(here, other), (x + 0.5) * prop.sx - 0.5, (y + 0.5) * prop.sy - 0.5)
+        x, y = x + flow[:, 0] / prop.sx, y + flow[:, 1] / prop.sy
+        points = [x, y]
+        on &= (x >= 0) & (y >= 0) & (x <= prop.width - 1) & (y <= prop.height - 1)
+        here = other
+        if step <= skip:
+            continue
+        hx, hy = np.clip(x[:count], 0, prop.width - 1), np.clip(y[:count], 0, prop.height - 1)
+        damaged = other.blocked()[np.rint(hy).astype(np.intp), np.rint(hx).astype(np.intp)]
+        clear = ~found & on[:count] & ~damaged
+        if not clear.any():
+            continue
+        ring_on = on[count:]
+        track = Track(np.where(ring_on, x[count:], 0), np.where(ring_on, y[count:], 0), ring_on, ring_on)
+        at = np.nonzero(clear)[0]
+        correction, fit = _correction(slot, other.pixels, track, other.blocked(), ys[at], xs[at], ring)
+        good = fit < FIT * scale
+        take = at[good]
+        values[take] = bilinear(other.pixels, hx[take], hy[take]).reshape(-1, channels) + correction[good]
+        found[take] = True
+    return found, values
 
 
 def _spatial(slot: FrameSlot, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
