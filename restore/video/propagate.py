@@ -31,6 +31,7 @@ SAME_SHOT = 0.5  # a pair of frames with fewer consistent flow vectors than this
 RING = 3  # width of the known band around a hole on which each copy's misfit is measured
 SOFT = 2 / 255  # fit weights: misfits below this count as equally good
 FIT = 6 / 255  # a copy the flow check rejected is still taken if the band around fits this well
+TRACE_REACH = 40  # trace_later: ring pixels this near the pixels followed judge them (spread <= ~34 px)
 OUTLIER = 40 / 255  # a copy this far from the median of three or more is damage the cues missed
 
 
@@ -515,6 +516,12 @@ def trace_later(slot: FrameSlot, later: list[FrameSlot], prop: Propagator, ys: n
     scale = float(np.iinfo(slot.pixels.dtype).max) if np.issubdtype(slot.pixels.dtype, np.integer) else 1.0
     found = np.zeros(count, bool)
     values = np.zeros((count, channels), np.float32)
+    # Only the ring near these pixels can judge them (the misfit is spread at most ~34 px).
+    near = np.zeros(slot.hole.shape, np.uint8)
+    near[ys, xs] = 1
+    near = cv2.dilate(near, np.ones((2 * TRACE_REACH + 1, 2 * TRACE_REACH + 1), np.uint8))
+    keep = near[ring[0], ring[1]] > 0
+    ring = (ring[0][keep], ring[1][keep])
     points = [np.concatenate([xs, ring[1]]).astype(np.float32),
               np.concatenate([ys, ring[0]]).astype(np.float32)]
     on = np.ones(len(points[0]), bool)  # still inside the frame
@@ -528,8 +535,8 @@ def trace_later(slot: FrameSlot, later: list[FrameSlot], prop: Propagator, ys: n
         points = [x, y]
         on &= (x >= 0) & (y >= 0) & (x <= prop.width - 1) & (y <= prop.height - 1)
         here = other
-        if step <= skip:
-            continue
+        if step <= skip or ((step - skip) % 2 == 0 and step < len(later)):
+            continue  # judged every other frame: a pixel seen once is seen in the next one too
         hx, hy = np.clip(x[:count], 0, prop.width - 1), np.clip(y[:count], 0, prop.height - 1)
         damaged = other.blocked()[np.rint(hy).astype(np.intp), np.rint(hx).astype(np.intp)]
         clear = ~found & on[:count] & ~damaged
