@@ -679,3 +679,29 @@ def test_the_middle_of_a_wide_still_hole_is_found_in_frames_beyond_the_near_ones
 
     followed, near_only = error(12), error(0)
     assert followed < 0.5 * near_only, (followed, near_only)
+
+
+def test_specks_beside_a_cut_are_judged_against_their_own_shot():
+    """A speck on the last frame before a cut and on the first after it: the frames across the
+    cut show another picture, so each is judged against the two nearest frames of its own shot."""
+
+    class NoDamage:
+        model_name = "none"
+
+        def detect(self, images):
+            return [np.zeros(i.shape[:2], bool) for i in images]
+
+    h, w = 120, 200
+    shots = []
+    for name in ("mountain.jpg", "lanterns.jpg"):
+        photo = cv2.imread(str(EXAMPLES / "originals" / name))[..., ::-1]
+        photo = cv2.resize(photo, (2 * w, round(photo.shape[0] * 2 * w / photo.shape[1])))
+        shots.append([photo[:h, 2 * i:2 * i + w] for i in range(10)])
+    frames = np.stack(shots[0] + shots[1])
+    specks = {9: (60, 50), 10: (40, 150)}  # frame: (y, x)
+    for index, (y, x) in specks.items():
+        cv2.circle(frames[index], (x, y), 3, (255, 255, 255), -1)
+    out = {r.index: r.mask for r in repair_frames(frames, Echo(), detector=NoDamage(),
+                                                  options=RepairOptions(cues=("specks",)))}
+    for index, (y, x) in specks.items():
+        assert out[index][y, x], index
