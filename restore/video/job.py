@@ -1,14 +1,16 @@
 """The ``restore video`` job: a stream of frames through masks, propagation and the generator.
 
 ``repair_frames`` is the core and the Python API: frames in, repaired frames out, one at a time,
-with a sliding window of ``2 * radius + batch_size + 1`` or so frames in memory whatever the
-clip's length. For each batch of ``batch_size`` frames:
+with a sliding window of ``radius + later + 2 * batch_size + 3`` or so frames in memory whatever
+the clip's length. For each batch of ``batch_size`` frames:
 
-1. masks: given (``masks``), or the detector on the batch plus the temporal cues (static
-   overlay, single-frame specks), which need the frame after;
+1. masks: given (``masks``), or the detector on the batch (one batch ahead, on its own thread)
+   plus the temporal cues (static overlay, single-frame specks, film scratches), which need
+   the frames after;
 2. propagation (``propagate.py``): hole pixels are copied from the original neighbours within
-   ``radius`` frames where the flow is trusted, then from the previous repaired frame, so
-   content no frame shows is carried along the motion instead of being invented again;
+   ``radius`` frames where the flow is trusted, then followed through the ``later`` frames
+   after them, then from the previous repaired frame, so content no frame shows is carried
+   along the motion instead of being invented again;
 3. the generator fills what is left, the batch's frames in one engine call; pixels that were
    waiting for the previous frame's fill are then copied from it, in order.
 
