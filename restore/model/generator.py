@@ -189,15 +189,14 @@ class InpaintGenerator(nn.Module):
             x = up(x)
             if self.config.skips:
                 x = x + skip
+        if not (self.config.prefill or self.config.refine):
+            return torch.tanh(self.head(x))
+        delta = self.head(x)
         if self.config.refine and self.config.refine_lowpass > 1:
-            delta = self.head(x)
             coarse = nn.functional.avg_pool2d(delta, self.config.refine_lowpass, ceil_mode=True)
             delta = nn.functional.interpolate(coarse, size=delta.shape[-2:], mode="bilinear",
                                               align_corners=False)
-            return (base + delta).clamp(-1, 1)
-        if self.config.prefill or self.config.refine:
-            return (base + self.head(x)).clamp(-1, 1)
-        return torch.tanh(self.head(x))
+        return (base + delta).clamp(-1, 1)
 
 
 def reshaped(model: InpaintGenerator, **changes: object) -> InpaintGenerator:

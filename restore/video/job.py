@@ -1,8 +1,9 @@
 """The ``restore video`` job: a stream of frames through masks, propagation and the generator.
 
 ``repair_frames`` is the core and the Python API: frames in, repaired frames out, one at a time,
-with a sliding window of ``radius + later + 2 * batch_size + 3`` or so frames in memory whatever
-the clip's length. For each batch of ``batch_size`` frames:
+with a sliding window of ``radius + later + 2 * batch_size + 3`` or so frames in memory (and up
+to two batches more on the detector's thread) whatever the clip's length. For each batch of
+``batch_size`` frames:
 
 1. masks: given (``masks``), or the detector on the batch (one batch ahead, on its own thread)
    plus the temporal cues (static overlay, single-frame specks, film scratches), which need

@@ -291,6 +291,11 @@ class Pending:
         return mask
 
 
+def _full_scale(dtype: np.dtype) -> float:
+    """The pixel value of full white: thresholds are given as fractions of it."""
+    return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
+
+
 def _as_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
@@ -420,7 +425,7 @@ def propagate(slot: FrameSlot, neighbours: list[list[FrameSlot]], previous: Fram
     ys, xs = np.nonzero(slot.hole)
     left = np.ones(len(ys), bool)
     channels = out.shape[2]
-    scale = float(np.iinfo(out.dtype).max) if np.issubdtype(out.dtype, np.integer) else 1.0
+    scale = _full_scale(out.dtype)
     ring = _ring(slot.hole) if len(ys) else (ys, xs)
     tracks = _Tracks(slot, prop, ys, xs, ring)
     todo = np.nonzero(left)[0]
@@ -513,7 +518,7 @@ def trace_later(slot: FrameSlot, later: list[FrameSlot], prop: Propagator, ys: n
     through (the near neighbours had their say there).
     """
     count, channels = len(ys), slot.pixels.shape[2]
-    scale = float(np.iinfo(slot.pixels.dtype).max) if np.issubdtype(slot.pixels.dtype, np.integer) else 1.0
+    scale = _full_scale(slot.pixels.dtype)
     found = np.zeros(count, bool)
     values = np.zeros((count, channels), np.float32)
     # Only the ring near these pixels can judge them (the misfit is spread at most ~34 px).
