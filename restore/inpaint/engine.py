@@ -49,6 +49,10 @@ from restore.model.weights import default_refiner_path, load_generator
 
 SMALL_CALL = 4 * 128 * 128  # pixels per model call per --batch-size for windows under 128²
 CHUNK_PIXELS = 1 << 21  # window pixels cut (as float) at a time in the fine pass (24 MB)
+# ... and synthesised at a time by the exemplar stage, which holds ~140 bytes per window pixel
+# (each pixel's patch samples in one row, exemplar.py); 1 << 21 took a 24 MP scan's long
+# scratches from 1.7 to 2.1 GB.
+EXEMPLAR_CHUNK_PIXELS = 1 << 20
 THIN_CONTEXT = 16  # px of context, at least, around thin damage in small tiles (``_tiles``) ...
 THIN_CONTEXT_PER_DEPTH = 6  # ... and this many times the hole's local depth (at most min_context)
 LOCAL_REACH = 4  # px: a hole pixel's tile side comes from the hole's width this close to it
@@ -103,14 +107,14 @@ def _written(region: _Region, tile: Box, writes: np.ndarray | None) -> np.ndarra
     return where if writes is None else where & writes
 
 
-def _chunks(tiles: list[Box]) -> Iterator[list[int]]:
-    """Indices of ``tiles`` in chunks of about ``CHUNK_PIXELS``, ordered by shape so that windows
+def _chunks(tiles: list[Box], size: int = CHUNK_PIXELS) -> Iterator[list[int]]:
+    """Indices of ``tiles`` in chunks of about ``size`` pixels, ordered by shape so that windows
     of one shape meet in one model call (or one synthesis batch)."""
     order = sorted(range(len(tiles)), key=lambda i: (tiles[i].height, tiles[i].width))
     start = 0
     while start < len(order):
         stop, pixels = start, 0
-        while stop < len(order) and (stop == start or pixels < CHUNK_PIXELS):
+        while stop < len(order) and (stop == start or pixels < size):
             pixels += tiles[order[stop]].height * tiles[order[stop]].width
             stop += 1
         yield order[start:stop]
@@ -504,7 +508,7 @@ class Inpainter:
         # Guides are the network's fills: new values go to copies, swapped in at the end.
         new = {id(region): region.values.copy() for region, _, _ in jobs}
         taken = {id(region): np.zeros(len(region.flat), np.float32) for region, _, _ in jobs}
-        for indices in _chunks([job[1] for job in jobs]):
+        for indices in _chunks([job[1] for job in jobs], EXEMPLAR_CHUNK_PIXELS):
             chunk = [jobs[i] for i in indices]
             colours = [to_colour(region.pixels[tile.slices]) for region, tile, _ in chunk]
             holes = [region.hole[tile.slices] for region, tile, _ in chunk]

@@ -160,6 +160,7 @@ class _Level:
         # Per-pixel extras, flattened unpadded: B*H*W x C
         self.src_extra_flat = self.src_extra.permute(0, 2, 3, 1).reshape(-1, self.src_extra.shape[1])
         self.tgt_extra_t = self.tgt_extra.permute(0, 2, 3, 1)[tb, ty, tx]
+        self.src_rows: torch.Tensor | None = None  # B*H*W x (patch samples + extras), built once
 
     def _flat(self, image: torch.Tensor) -> torch.Tensor:
         r = self.r
@@ -229,17 +230,21 @@ class _Synth:
         index = (lv.t_base[:, None] + offs[None, :]).view(-1)
         return estimate_flat.index_select(0, index).view(len(lv.t_base), len(offs), -1)  # N x K x C
 
-    def _cost(self, lv: _Level, patches: torch.Tensor, offs: torch.Tensor, b: torch.Tensor,
-              y: torch.Tensor, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """Cost of copying source (``y``, ``x``) into each target (or into targets ``rows`` only,
-        whose ``patches`` and ``b`` are then already those rows')."""
-        tgt_extra = lv.tgt_extra_t if rows is None else lv.tgt_extra_t.index_select(0, rows)
+    def _target_rows(self, lv: _Level, estimate_flat: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
+        """Each target's patch samples of the current estimate and its extras in one row, laid
+        out as ``_source_rows``, so that costing a candidate gathers one row per side."""
+        return torch.cat([self._target_patches(lv, estimate_flat, offs).flatten(1), lv.tgt_extra_t], 1)
+
+    def _cost(self, lv: _Level, tgt: torch.Tensor, b: torch.Tensor, y: torch.Tensor, x: torch.Tensor
+              ) -> torch.Tensor:
+        """Cost of copying source (``y``, ``x``) into the targets whose rows (``_target_rows``)
+        are ``tgt``; ``b`` says whose window each is."""
         ok = lv.valid(b, y, x)
-        yc, xc = y.clamp(0, lv.h - 1), x.clamp(0, lv.w - 1)
-        base = lv._base(b, yc, xc)
-        src = lv.flat_image.index_select(0, (base[:, None] + offs[None, :]).view(-1)).view(patches.shape)
-        cost = (patches - src).square().sum((1, 2))
-        extra = lv.src_extra_flat.index_select(0, (b * lv.h + yc) * lv.w + xc)
+        position = (b * lv.h + y.clamp(0, lv.h - 1)) * lv.w + x.clamp(0, lv.w - 1)
+        src = lv.src_rows.index_select(0, position)
+        width = lv.src_rows.shape[1] - lv.src_extra_flat.shape[1]
+        cost = (tgt[:, :width] - src[:, :width]).square().sum(1)
+        tgt_extra, extra = tgt[:, width:], src[:, width:]
         g = lv.guide_channels
         diff = (tgt_extra[:, :g] - extra[:, :g]).square()
         guide = diff.sum(1)
@@ -248,6 +253,19 @@ class _Synth:
         flat = (tgt_extra[:, g] - extra[:, g]).clamp(min=0).square() * lv.texture_weight
         cost = cost + guide + flat
         return torch.where(ok, cost, torch.full_like(cost, float("inf")))
+
+    def _source_rows(self, lv: _Level, offs: torch.Tensor) -> torch.Tensor:
+        """Every position's patch samples and extras in one row (B*H*W x (3K + extras)).
+
+        Why: candidates are costed by gathering their patches; one contiguous row per candidate
+        instead of K three-float rows made val's thick holes 20-25% faster on one core (the
+        gathers had been a third of the time), with the same fills."""
+        b = torch.arange(lv.b, device=self.device).view(-1, 1, 1)
+        y = torch.arange(lv.h, device=self.device).view(1, -1, 1)
+        x = torch.arange(lv.w, device=self.device).view(1, 1, -1)
+        base = lv._base(b, y, x).reshape(-1)
+        patches = lv.flat_image.index_select(0, (base[:, None] + offs[None, :]).view(-1))
+        return torch.cat([patches.view(len(base), -1), lv.src_extra_flat], 1)
 
     def _exact(self, lv: _Level, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Exhaustive search per window (used at the coarsest level, where it is cheap)."""
@@ -290,9 +308,11 @@ class _Synth:
                 steps: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         """One round of jump-flood propagation and random search, every target at once."""
         offs = self._offs(lv)
-        patches = self._target_patches(lv, estimate_flat, offs)
+        if lv.src_rows is None:
+            lv.src_rows = self._source_rows(lv, offs)
+        tgt = self._target_rows(lv, estimate_flat, offs)
         tb, ty, tx = lv.tb, lv.ty, lv.tx
-        best = self._cost(lv, patches, offs, tb, ny, nx)
+        best = self._cost(lv, tgt, tb, ny, nx)
         field_y = torch.full((lv.b, lv.h, lv.w), UNMATCHED, dtype=torch.long, device=self.device)
         field_x = field_y.clone()
 
@@ -305,7 +325,7 @@ class _Synth:
             if not len(rows):
                 return
             cy, cx = cy.index_select(0, rows), cx.index_select(0, rows)
-            cost = self._cost(lv, patches.index_select(0, rows), offs, tb.index_select(0, rows), cy, cx, rows)
+            cost = self._cost(lv, tgt.index_select(0, rows), tb.index_select(0, rows), cy, cx)
             better = cost < best.index_select(0, rows)
             win = rows[better]
             ny[win], nx[win], best[win] = cy[better], cx[better], cost[better]
